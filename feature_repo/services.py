@@ -1,0 +1,31 @@
+"""Feature services: the feature sets the two model families read, online and for training."""
+
+from feast import FeatureService
+
+from views import (
+    dark_pool_daily,
+    etf_flow_daily,
+    insider_activity,
+    ohlcv_daily,
+    ohlcv_minute,
+    options_flow_daily,
+    realtime_quotes,
+)
+
+daily_model = FeatureService(
+    name="daily_model",
+    features=[ohlcv_daily, options_flow_daily, dark_pool_daily, insider_activity, etf_flow_daily],
+    description="End-of-day model: daily bars with derived returns, options flow, dark pool, insiders, ETF flows.",
+)
+
+intraday_model = FeatureService(
+    name="intraday_model",
+    features=[
+        realtime_quotes,
+        ohlcv_minute,
+        # Daily context without `close`, which would collide with the minute bar's `close`.
+        ohlcv_daily[["return_1d", "return_5d", "realized_vol_20d", "volume_zscore_20d", "gap_pct"]],
+        options_flow_daily[["put_call_premium_ratio", "sweep_count", "alert_count"]],
+    ],
+    description="Intraday model: live quotes and minute bars, with yesterday's daily context.",
+)

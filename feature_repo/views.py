@@ -1,0 +1,72 @@
+"""Feature views, built from the dataset definitions in ``ingestion.datasets``.
+
+Each view's schema, TTL and event-time rule come from its dataset; this file only wires them to Feast. The rule is
+repeated beside each view because it is the first thing to check when a training set looks too good.
+"""
+
+from __future__ import annotations
+
+from feast import FeatureView, FileSource, PushSource
+from feast.data_format import ParquetFormat
+
+from entities import ticker
+from ingestion import config, datasets
+from ingestion.datasets import CREATED_TS, EVENT_TS, Dataset
+from ingestion.store.feast_repo import feature_fields, offline_glob
+
+# Read when `feast apply` parses the repo: the registry then records absolute paths under this data dir.
+_DATA_DIR = config.settings().data_dir
+
+
+def _file_source(dataset: Dataset) -> FileSource:
+    return FileSource(
+        name=f"{dataset.name}_source",
+        path=offline_glob(_DATA_DIR, dataset),
+        file_format=ParquetFormat(),
+        timestamp_field=EVENT_TS,
+        created_timestamp_column=CREATED_TS,
+        description=f"Append-only Parquet part files of {dataset.name}.",
+    )
+
+
+def _view(dataset: Dataset, source: FileSource | PushSource | None = None) -> FeatureView:
+    if dataset.ttl is None:
+        raise ValueError(f"{dataset.name} is not a feature dataset (it has no ttl)")
+    return FeatureView(
+        name=dataset.name,
+        entities=[ticker],
+        ttl=dataset.ttl,
+        schema=feature_fields(dataset),
+        source=source or _file_source(dataset),
+        online=dataset.online,
+        description=f"{dataset.description} Event time: {dataset.event_time_rule}",
+        tags={"event_time_rule": dataset.event_time_rule, **dataset.tags},
+    )
+
+
+# Event time: session close of the bar's day (16:00 New York, or the early close on a half day).
+ohlcv_daily = _view(datasets.OHLCV_DAILY)
+
+# Event time: end of the bar's minute (window start + 60 s).
+ohlcv_minute = _view(datasets.OHLCV_MINUTE)
+
+# Event time: session close of the trading day the alerts and volume belong to.
+options_flow_daily = _view(datasets.OPTIONS_FLOW_DAILY)
+
+# Event time: session close of the trading day of the prints.
+dark_pool_daily = _view(datasets.DARK_POOL_DAILY)
+
+# Event time: filing time of the insider transaction, not its trade date.
+insider_activity = _view(datasets.INSIDER_ACTIVITY)
+
+# Event time: session close of the flow's date.
+etf_flow_daily = _view(datasets.ETF_FLOW_DAILY)
+
+# Event time: SIP time of the latest tick in the aggregate. Fed by the stream bridge through this push source;
+# its batch source is where the bridge lands the same rows offline.
+realtime_quotes_push = PushSource(
+    name="realtime_quotes_push",
+    batch_source=_file_source(datasets.REALTIME_QUOTES),
+    description="Micro-batches of per-symbol tick aggregates from the stream bridge.",
+)
+realtime_quotes = _view(datasets.REALTIME_QUOTES, realtime_quotes_push)

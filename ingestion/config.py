@@ -1,0 +1,105 @@
+"""Settings from the environment, read when asked and never at import.
+
+Every command calls :func:`settings` at the moment it needs configuration, so a test or a notebook can change an
+environment variable and see the change without re-importing anything. Secrets are kept out of ``repr`` so that a
+logged or printed ``Settings`` never shows a key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_REPO_PATH = PROJECT_ROOT / "feature_repo"
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+
+POLYGON_DEFAULT_BASE_URL = "https://api.polygon.io"
+POLYGON_DEFAULT_WS_URL = "wss://socket.polygon.io/stocks"
+UW_DEFAULT_BASE_URL = "https://api.unusualwhales.com"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the commands need to know about their surroundings.
+
+    ``polygon_api_key`` and ``uw_api_token`` are None when unset: the commands then use the built-in simulators.
+    """
+
+    polygon_api_key: str | None = field(default=None, repr=False)
+    uw_api_token: str | None = field(default=None, repr=False)
+    polygon_base_url: str = POLYGON_DEFAULT_BASE_URL
+    polygon_ws_url: str = POLYGON_DEFAULT_WS_URL
+    uw_base_url: str = UW_DEFAULT_BASE_URL
+    redis_url: str | None = field(default=None, repr=False)
+    data_dir: Path = DEFAULT_DATA_DIR
+    repo_path: Path = DEFAULT_REPO_PATH
+
+    @property
+    def offline_dir(self) -> Path:
+        """Parquet part files, one folder per dataset."""
+        return self.data_dir / "offline"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.data_dir / "registry.db"
+
+    @property
+    def state_dir(self) -> Path:
+        """Watermarks and job state."""
+        return self.data_dir / "state"
+
+    @property
+    def has_vendor_keys(self) -> bool:
+        return bool(self.polygon_api_key) or bool(self.uw_api_token)
+
+
+def _nonempty(env: Mapping[str, str], *names: str) -> str | None:
+    for name in names:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from ``env`` (default: the process environment) now."""
+    env = os.environ if env is None else env
+    return Settings(
+        polygon_api_key=_nonempty(env, "POLYGON_API_KEY", "MASSIVE_API_KEY"),
+        uw_api_token=_nonempty(env, "UW_API_TOKEN"),
+        polygon_base_url=_nonempty(env, "POLYGON_BASE_URL") or POLYGON_DEFAULT_BASE_URL,
+        polygon_ws_url=_nonempty(env, "POLYGON_WS_URL") or POLYGON_DEFAULT_WS_URL,
+        uw_base_url=_nonempty(env, "UW_BASE_URL") or UW_DEFAULT_BASE_URL,
+        redis_url=_nonempty(env, "REDIS_URL"),
+        data_dir=Path(_nonempty(env, "FEAST_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve(),
+        repo_path=Path(_nonempty(env, "FEAST_REPO_PATH") or DEFAULT_REPO_PATH).expanduser().resolve(),
+    )
+
+
+def feast_connection_string(redis_url: str) -> str:
+    """Translate a ``redis://`` / ``rediss://`` URL into Feast's ``host:port,db=N,...`` connection string.
+
+    Feast's Redis online store does not take URLs; it splits a comma list of ``host:port`` and ``key=value``.
+    """
+    parts = urlsplit(redis_url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError("REDIS_URL must start with redis:// or rediss:// (for example redis://localhost:6379/0)")
+    host = parts.hostname or "localhost"
+    port = parts.port or 6379
+    options = [f"{host}:{port}"]
+    db = parts.path.lstrip("/")
+    if db:
+        if not db.isdigit():
+            raise ValueError("REDIS_URL database must be a number, as in redis://localhost:6379/0")
+        options.append(f"db={db}")
+    if parts.password:
+        options.append(f"password={unquote(parts.password)}")
+    if parts.username and parts.username != "default":
+        options.append(f"username={unquote(parts.username)}")
+    if parts.scheme == "rediss":
+        options.append("ssl=true")
+    return ",".join(options)
