@@ -16,6 +16,11 @@ from ingestion.store.redis_server import RedisServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# Fixtures of each area live in their own module under tests/fixtures/, loaded here.
+pytest_plugins = [
+    "fixtures.simulators",
+]
+
 
 def vendor_dir() -> Path:
     """The vendor specs and captures, read at test time and never copied into the project."""

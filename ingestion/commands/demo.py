@@ -6,10 +6,14 @@ Each step prints what it did, so the demo doubles as a smoke test of a fresh ins
 
 from __future__ import annotations
 
+import argparse
+import sys
 from typing import TextIO
 
-from ingestion.config import Settings
+from ingestion.config import Settings, settings
 from ingestion.errors import IngestionError
+
+HELP = "run the whole chain on the simulators and an embedded Redis (no keys needed)"
 
 DEMO_SYMBOLS = ("AAPL", "MSFT", "NVDA")
 
@@ -40,3 +44,11 @@ def run_demo(s: Settings, out: TextIO) -> int:
             width = frame.shape[1] - 1
             out.write(f"Online {name}: {width} features x {len(frame)} symbols, {present} values present\n")
     return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    del parser, name  # no options yet
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_demo(settings(), out=sys.stdout)

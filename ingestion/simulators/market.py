@@ -1,0 +1,352 @@
+"""Seeded, deterministic ground truth for the simulators: minute bars, daily bars, splits and trades.
+
+Nothing is stored: every value is generated on demand from ``(seed, symbol, year)`` and cached per block, so the same
+seed always gives the same market, whatever range a test asks for first. The data is consistent across endpoints by
+construction:
+
+* a symbol's price path is generated minute by minute over the regular session of every NYSE trading day (the
+  calendar in :mod:`ingestion.calendar`); a minute with no trade has **no bar**, as with the real vendor;
+* daily bars aggregate the minute bars exactly (first open, max high, min low, last close, summed volume and trade
+  count, volume-weighted vwap);
+* trades synthesised for a minute reproduce that minute's open, high, low, close, volume and trade count exactly
+  (the bar's ``vw`` is a formula of the bar, not of the trades; see :func:`minute_trades`);
+* split ratios turn *raw* (as traded) prices and volumes into *adjusted* ones: adjusted price = raw / factor,
+  adjusted volume = raw volume x factor, where factor is the product of the ratios of later splits.
+
+Times: ``window_start_ms`` is epoch milliseconds UTC at the **start** of a bar's window; trade times are epoch
+nanoseconds UTC. Daily bars are stamped, like Polygon's, at New York midnight of the session date.
+
+The simulators import this module and the calendar, never the clients: a bug cannot hide by being the same on both
+sides.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from ingestion import calendar
+
+DEFAULT_SYMBOLS: tuple[str, ...] = (
+    "AAPL", "MSFT", "NVDA", "AMZN", "META", "GOOGL", "TSLA", "AMD", "JPM", "NFLX",
+    "SPY", "QQQ", "IWM", "XLF",
+)  # fmt: skip
+ETFS = frozenset({"SPY", "QQQ", "IWM", "XLF"})
+DEFAULT_START = dt.date(2020, 1, 2)
+
+# Real split history of the default universe (ex-date, ratio), so the `adjusted` switch has something to do.
+SPLITS: dict[str, tuple[tuple[dt.date, int], ...]] = {
+    "AAPL": ((dt.date(2020, 8, 31), 4),),
+    "TSLA": ((dt.date(2020, 8, 31), 5), (dt.date(2022, 8, 25), 3)),
+    "NVDA": ((dt.date(2021, 7, 20), 4), (dt.date(2024, 6, 10), 10)),
+    "AMZN": ((dt.date(2022, 6, 6), 20),),
+    "GOOGL": ((dt.date(2022, 7, 18), 20),),
+}
+
+MINUTE_COLUMNS = ("window_start_ms", "open", "high", "low", "close", "volume", "vwap", "transactions")
+
+
+def _seed(*parts: object) -> int:
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+@dataclass(frozen=True)
+class Market:
+    """The simulated market: a universe of symbols over a range of sessions, from one seed.
+
+    ``end`` defaults to today (New York), so by default every session from 2020-01-02 to today exists.
+    """
+
+    seed: int = 7
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    start: dt.date = DEFAULT_START
+    end: dt.date | None = None
+    splits: dict[str, tuple[tuple[dt.date, int], ...]] = field(default_factory=lambda: dict(SPLITS))
+
+    @property
+    def last_day(self) -> dt.date:
+        if self.end is not None:
+            return self.end
+        return pd.Timestamp.now(tz=calendar.NEW_YORK).date()  # type: ignore[no-any-return]
+
+    def has_symbol(self, symbol: str) -> bool:
+        return symbol in self.symbols
+
+    def sessions(self, start: dt.date | str | None = None, end: dt.date | str | None = None) -> list[dt.date]:
+        """Trading days of the market within ``[start, end]`` (clipped to the market's own range)."""
+        first = max(pd.Timestamp(start or self.start).date(), self.start)
+        last = min(pd.Timestamp(end or self.last_day).date(), self.last_day)
+        return [d.date() for d in calendar.sessions(first, last)]
+
+    # -- minute bars -------------------------------------------------------------------------------------------
+
+    def minute_bars(self, symbol: str, day: dt.date | str, adjusted: bool = True) -> pd.DataFrame:
+        """Minute bars of one session (regular hours), columns :data:`MINUTE_COLUMNS`; empty if no session."""
+        day = _as_date(day)
+        if not self.has_symbol(symbol) or day < self.start or day > self.last_day or not calendar.is_session(day):
+            return _empty_minutes()
+        block = self._year_block(symbol, day.year)
+        bars = block[block["day"] == day]
+        return self._present(symbol, bars, adjusted)
+
+    def minute_bars_range(self, symbol: str, start_ms: int, end_ms: int, adjusted: bool = True) -> pd.DataFrame:
+        """Minute bars whose window start lies in ``[start_ms, end_ms]`` (epoch ms UTC)."""
+        if not self.has_symbol(symbol):
+            return _empty_minutes()
+        first = pd.Timestamp(start_ms, unit="ms", tz="UTC").tz_convert(calendar.NEW_YORK).date()
+        last = pd.Timestamp(end_ms, unit="ms", tz="UTC").tz_convert(calendar.NEW_YORK).date()
+        first, last = max(first, self.start), min(last, self.last_day)
+        frames = []
+        for year in range(first.year, last.year + 1):
+            block = self._year_block(symbol, year)
+            sel = block[(block["window_start_ms"] >= start_ms) & (block["window_start_ms"] <= end_ms)]
+            frames.append(sel)
+        if not frames:
+            return _empty_minutes()
+        return self._present(symbol, pd.concat(frames, ignore_index=True), adjusted)
+
+    # -- daily bars --------------------------------------------------------------------------------------------
+
+    def daily_bars(self, symbol: str, start: dt.date | str, end: dt.date | str, adjusted: bool = True) -> pd.DataFrame:
+        """Daily bars of every session in ``[start, end]``: columns :data:`MINUTE_COLUMNS` plus ``day``.
+
+        ``window_start_ms`` is New York midnight of the session, as Polygon stamps daily bars.
+        """
+        first = max(pd.Timestamp(start).date(), self.start)
+        last = min(pd.Timestamp(end).date(), self.last_day)
+        if not self.has_symbol(symbol) or last < first:
+            return _empty_daily()
+        frames = [self._daily_block(symbol, y) for y in range(first.year, last.year + 1)]
+        daily = pd.concat(frames, ignore_index=True)
+        daily = daily[(daily["day"] >= first) & (daily["day"] <= last)].reset_index(drop=True)
+        return self._present(symbol, daily, adjusted)
+
+    # -- splits ------------------------------------------------------------------------------------------------
+
+    def split_factor(self, symbol: str, days: pd.Series) -> np.ndarray:
+        """Product of the ratios of splits after each day: raw price / factor = adjusted price."""
+        factor = np.ones(len(days), dtype=np.int64)
+        values = np.asarray(days.to_numpy(), dtype=object)
+        for ex_date, ratio in self.splits.get(symbol, ()):
+            factor = np.where(values < ex_date, factor * ratio, factor)
+        return factor
+
+    def _present(self, symbol: str, bars: pd.DataFrame, adjusted: bool) -> pd.DataFrame:
+        out = bars.reset_index(drop=True).copy()
+        if adjusted and symbol in self.splits:
+            factor = self.split_factor(symbol, out["day"])
+            for col in ("open", "high", "low", "close", "vwap"):
+                out[col] = np.round(out[col].to_numpy() / factor, 4)
+            out["volume"] = out["volume"].to_numpy() * factor
+        return out
+
+    # -- generation --------------------------------------------------------------------------------------------
+
+    def _year_block(self, symbol: str, year: int) -> pd.DataFrame:
+        return _year_block(self.seed, symbol, year, self.start, self.last_day, tuple(self.splits.get(symbol, ())))
+
+    def _daily_block(self, symbol: str, year: int) -> pd.DataFrame:
+        return _daily_block(self.seed, symbol, year, self.start, self.last_day, tuple(self.splits.get(symbol, ())))
+
+    def last_raw_close(self, symbol: str, year: int) -> float:
+        """Raw close of the last session before ``year`` (the base price for the first year)."""
+        return _last_raw_close(self.seed, symbol, year, self.start, self.last_day, tuple(self.splits.get(symbol, ())))
+
+
+def _as_date(value: dt.date | str) -> dt.date:
+    return pd.Timestamp(value).date()  # type: ignore[no-any-return]
+
+
+def _empty_minutes() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "day": pd.Series([], dtype=object),
+            "window_start_ms": pd.Series([], dtype="int64"),
+            **{c: pd.Series([], dtype="float64") for c in ("open", "high", "low", "close", "volume", "vwap")},
+            "transactions": pd.Series([], dtype="int64"),
+        }
+    )
+
+
+def _empty_daily() -> pd.DataFrame:
+    return _empty_minutes()
+
+
+_Splits = tuple[tuple[dt.date, int], ...]
+
+
+def _base_price(seed: int, symbol: str) -> float:
+    rng = np.random.default_rng(_seed(seed, symbol, "base"))
+    return float(np.round(rng.uniform(40, 400), 2))
+
+
+@lru_cache(maxsize=256)
+def _last_raw_close(seed: int, symbol: str, year: int, start: dt.date, end: dt.date, splits: _Splits) -> float:
+    if year <= start.year:
+        price = _base_price(seed, symbol)
+        # The base is an adjusted-era price; the raw price before later splits is higher by their ratios.
+        for _ex, ratio in splits:
+            price *= ratio
+        return price
+    prev = _year_block(seed, symbol, year - 1, start, end, splits)
+    if prev.empty:
+        return _last_raw_close(seed, symbol, year - 1, start, end, splits)
+    return float(prev["close"].iloc[-1])
+
+
+@lru_cache(maxsize=256)
+def _year_block(seed: int, symbol: str, year: int, start: dt.date, end: dt.date, splits: _Splits) -> pd.DataFrame:
+    """Raw (unadjusted) minute bars of one symbol for one calendar year."""
+    first = max(dt.date(year, 1, 1), start)
+    last = min(dt.date(year, 12, 31), end)
+    days = [d.date() for d in calendar.sessions(first, last)] if first <= last else []
+    if not days:
+        return _empty_minutes()
+    rng = np.random.default_rng(_seed(seed, symbol, year))
+    starts: list[np.ndarray] = []
+    day_of: list[np.ndarray] = []
+    for i, day in enumerate(days):
+        minutes = calendar.session_minutes(day)
+        starts.append(minutes.asi8 // 1_000_000)
+        day_of.append(np.full(len(minutes), i, dtype=np.int64))
+    window_start = np.concatenate(starts)
+    day_idx = np.concatenate(day_of)
+    n = len(window_start)
+    is_first = np.r_[True, day_idx[1:] != day_idx[:-1]]
+
+    # Log returns: minute noise plus an overnight gap at each session's first minute.
+    annual_vol = 0.18 if symbol in ETFS else float(rng.uniform(0.25, 0.55))
+    sigma = annual_vol / np.sqrt(252 * 390)
+    returns = rng.normal(0.0, sigma, n)
+    returns[is_first] += rng.normal(0.0, annual_vol / np.sqrt(252) * 0.3, int(is_first.sum()))
+    # A stock split divides the raw price on its ex-date's first minute.
+    day_values = np.array(days, dtype=object)
+    for ex_date, ratio in splits:
+        hits = np.flatnonzero(is_first & (day_values[day_idx] == ex_date))
+        returns[hits] -= np.log(ratio)
+
+    # Minutes with no trade: no bar, and no price change.
+    liquidity = 0.001 if symbol in ETFS or symbol in DEFAULT_SYMBOLS[:8] else 0.01
+    traded = rng.random(n) >= liquidity
+    traded[is_first] = True
+    returns[~traded & ~is_first] = 0.0
+
+    base = _last_raw_close(seed, symbol, year, start, end, splits)
+    close_path: np.ndarray = np.asarray(base * np.exp(np.cumsum(returns)), dtype=np.float64)
+    open_path = np.r_[base, close_path[:-1]]
+    # The first minute of a day opens at the gapped price, not at yesterday's close.
+    open_path[is_first] = close_path[is_first] * np.exp(-rng.normal(0.0, sigma, int(is_first.sum())))
+    close = np.asarray(np.round(close_path, 2), dtype=np.float64)
+    open_ = np.asarray(np.round(open_path, 2), dtype=np.float64)
+    wiggle = np.abs(rng.normal(0.0, sigma * 0.8, (2, n)))
+    high = np.maximum(np.round(np.maximum(open_path, close_path) * np.exp(wiggle[0]), 2), np.maximum(open_, close))
+    low = np.minimum(np.round(np.minimum(open_path, close_path) * np.exp(-wiggle[1]), 2), np.minimum(open_, close))
+    low = np.maximum(low, 0.01)
+
+    # U-shaped intraday volume; trades of a few hundred shares on average.
+    minute_of_day = np.arange(n) - np.maximum.accumulate(np.where(is_first, np.arange(n), 0))
+    u_shape = 1.0 + 1.5 * np.exp(-minute_of_day / 20.0) + 1.0 * np.exp(-(389 - minute_of_day) / 25.0)
+    base_volume = rng.uniform(5_000, 40_000)
+    volume = np.maximum(1, np.round(base_volume * u_shape * rng.lognormal(0.0, 0.5, n))).astype(np.int64)
+    transactions = np.maximum(1, np.minimum(volume, np.round(volume / rng.uniform(80, 400)))).astype(np.int64)
+    # With fewer than four trades there is no room for a separate high and low print between open and close.
+    thin = transactions < 4
+    high[thin] = np.maximum(open_, close)[thin]
+    low[thin] = np.minimum(open_, close)[thin]
+    vwap = np.round((open_ + high + low + 2 * close) / 5.0, 4)
+
+    keep = traded
+    frame = pd.DataFrame(
+        {
+            "day": day_values[day_idx[keep]],
+            "window_start_ms": window_start[keep],
+            "open": open_[keep],
+            "high": high[keep],
+            "low": low[keep],
+            "close": close[keep],
+            "volume": volume[keep].astype(np.float64),
+            "vwap": vwap[keep],
+            "transactions": transactions[keep],
+        }
+    )
+    return frame
+
+
+@lru_cache(maxsize=256)
+def _daily_block(seed: int, symbol: str, year: int, start: dt.date, end: dt.date, splits: _Splits) -> pd.DataFrame:
+    """Raw daily bars aggregated from the year's minute bars."""
+    minutes = _year_block(seed, symbol, year, start, end, splits)
+    if minutes.empty:
+        return _empty_daily()
+    notional = minutes["vwap"] * minutes["volume"]
+    grouped = minutes.assign(_notional=notional).groupby("day", sort=True)
+    daily = pd.DataFrame(
+        {
+            "open": grouped["open"].first(),
+            "high": grouped["high"].max(),
+            "low": grouped["low"].min(),
+            "close": grouped["close"].last(),
+            "volume": grouped["volume"].sum(),
+            "vwap": np.round(grouped["_notional"].sum() / grouped["volume"].sum(), 4),
+            "transactions": grouped["transactions"].sum().astype(np.int64),
+        }
+    ).reset_index()
+    midnight = pd.to_datetime(daily["day"]).dt.tz_localize(calendar.NEW_YORK)
+    daily.insert(1, "window_start_ms", midnight.dt.tz_convert("UTC").astype("int64") // 1_000_000)
+    return daily
+
+
+@dataclass(frozen=True)
+class Trades:
+    """Trades of one minute, in SIP-time order. Times are epoch nanoseconds UTC."""
+
+    sip_ns: np.ndarray
+    price: np.ndarray
+    size: np.ndarray
+    exchange: np.ndarray
+    trade_id: list[str]
+    sequence: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.sip_ns)
+
+
+def minute_trades(market: Market, symbol: str, bar: pd.Series, adjusted: bool = False) -> Trades:
+    """Synthesise the trades of one minute bar so they reproduce its open, high, low, close, volume and count.
+
+    ``bar`` is a row of :meth:`Market.minute_bars` (raw prices when ``adjusted`` is False, as the live feed sends).
+    The first trade prints the open and the last the close; the high and the low each print once in between; sizes
+    are positive integers summing to the volume.
+    """
+    start_ms = int(bar["window_start_ms"])
+    n = int(bar["transactions"])
+    volume = round(float(bar["volume"]))
+    rng = np.random.default_rng(_seed(market.seed, symbol, start_ms, "trades"))
+    offsets = np.sort(rng.choice(60_000_000_000 - 1, size=n, replace=False)) + 1
+    sip_ns = start_ms * 1_000_000 + offsets
+    o, h, lo, c = (float(bar[k]) for k in ("open", "high", "low", "close"))
+    price = np.round(rng.uniform(lo, h, n), 2) if n > 0 else np.zeros(0)
+    price = np.clip(price, lo, h)
+    price[0] = o
+    if n > 1:
+        price[-1] = c
+    # Place the high and the low on interior trades when there are any, else on the ends that already match.
+    interior = list(range(1, n - 1))
+    rng.shuffle(interior)
+    if h not in (price[0], price[-1]) and interior:
+        price[interior.pop()] = h
+    if lo not in (price[0], price[-1]) and interior:
+        price[interior.pop()] = lo
+    cuts = np.sort(rng.choice(np.arange(1, volume), size=n - 1, replace=False)) if n > 1 else np.zeros(0, int)
+    size = np.diff(np.r_[0, cuts, volume]).astype(np.int64)
+    exchange = rng.choice(np.array([4, 8, 10, 11, 12, 15, 19]), size=n)
+    day_seq = (start_ms // 60_000) * 10_000
+    sequence = day_seq + np.arange(n, dtype=np.int64)
+    trade_id = [f"{start_ms // 1000 % 1_000_000:06d}{k:05d}" for k in range(n)]
+    return Trades(sip_ns=sip_ns, price=price, size=size, exchange=exchange, trade_id=trade_id, sequence=sequence)
