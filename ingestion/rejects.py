@@ -1,0 +1,39 @@
+"""What a parser hands back besides good rows: the rows it refused, each with its reason.
+
+Parsers never drop a row silently. A row that fails validation becomes a :class:`Rejected` record; the jobs write
+these to the ``quarantine`` dataset (see :data:`ingestion.datasets.QUARANTINE`) and count them in their summary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """One refused row. ``source`` names vendor and endpoint (never a key); ``payload`` is the raw row."""
+
+    dataset: str
+    source: str
+    reason: str
+    payload: Any
+
+    def payload_json(self) -> str:
+        return orjson.dumps(self.payload, default=str, option=orjson.OPT_SORT_KEYS).decode()
+
+
+@dataclass
+class ParseResult:
+    """Good rows as a frame in the dataset's columns, the rejected rows, and unknown fields seen (schema drift)."""
+
+    frame: pd.DataFrame
+    rejected: list[Rejected] = field(default_factory=list)
+    drift: set[str] = field(default_factory=set)
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected
