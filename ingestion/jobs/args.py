@@ -19,7 +19,7 @@ def parse_symbols(text: str) -> list[str]:
             continue
         if not _SYMBOL.match(symbol):
             raise ConfigError(
-                f"'{raw.strip()}' is not a ticker symbol: use letters like AAPL or BRK.B, comma-separated"
+                f"'{raw.strip()}' is not a ticker symbol: use tickers like AAPL or BRK.B, comma-separated"
             )
         if symbol not in symbols:
             symbols.append(symbol)
