@@ -1,0 +1,138 @@
+"""``python -m ingestion bench [--quick]``: every benchmark, each in its own process, gathered into one report.
+
+Each benchmark runs in a child process so its peak RSS is its own and one crash cannot take the others down. The
+report is JSON (everything measured) plus a Markdown table for the README. ``--quick`` runs tiny sizes in seconds,
+which is what CI does so the harness cannot rot; the full run is for this machine, by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ingestion.bench.common import machine
+
+HELP = "run every benchmark side by side with its baselines; write JSON and a Markdown table"
+
+# Module under ingestion.bench -> what it measures. Modules not present are reported as missing, not skipped quietly.
+BENCHMARKS: dict[str, str] = {
+    "online_read": "online read: get_online_features vs raw HMGET pipeline",
+    "online_write": "online write of stream rows: our writer vs Feast push vs raw HSET",
+    "stream": "WebSocket receive + bridge vs raw websockets loop and the official client",
+    "rest_parse": "REST parse to the standard frame vs the official client and bare orjson",
+    "retrieval": "training retrieval: ours vs raw DuckDB ASOF vs stock Feast stores",
+    "materialize": "materialize: ours vs stock feast materialize",
+    "offline_append": "offline append cost per batch vs Feast offline push",
+    "feast_apply": "feast apply of the repo: CI's invocation vs plain",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    del name
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds (what CI runs)")
+    parser.add_argument("--only", default="", help="comma-separated benchmark names (default: all)")
+    parser.add_argument("--out", default="bench-results", help="directory for results.json and results.md")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per benchmark")
+
+
+def run_one(name: str, quick: bool, timeout: float) -> dict[str, Any]:
+    """Run ``ingestion.bench.<name>.run(quick)`` in a child process and return its result (or the failure)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        code = (
+            "import json, sys, importlib\n"
+            f"m = importlib.import_module('ingestion.bench.{name}')\n"
+            f"r = m.run(quick={quick!r})\n"
+            f"open({str(out)!r}, 'w').write(json.dumps(r, default=str))\n"
+        )
+        t0 = time.monotonic()
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return {"status": "timeout", "seconds": timeout}
+        elapsed = time.monotonic() - t0
+        if proc.returncode != 0 or not out.exists():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
+            return {"status": "failed", "seconds": elapsed, "error": "\n".join(tail)}
+        result: dict[str, Any] = json.loads(out.read_text())
+        return {"status": "ok", "seconds": elapsed, "result": result}
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The README table: one section per benchmark, its rows, then its ratios and goals."""
+    m = report["machine"]
+    lines = [
+        f"Run {report['date']} on commit {m.get('commit')}: Python {m['python']}, {m['cpus']} CPUs, "
+        f"feast {m['versions'].get('feast')}, {'quick' if report['quick'] else 'full'} sizes.",
+        "",
+    ]
+    for name, entry in report["benchmarks"].items():
+        lines.append(f"### {name}: {BENCHMARKS.get(name, '')}")
+        lines.append("")
+        if entry["status"] != "ok":
+            lines.append(f"**{entry['status']}**: {entry.get('error', '')}".strip())
+            lines.append("")
+            continue
+        result = entry["result"]
+        rows = result.get("rows")
+        if isinstance(rows, list) and rows:
+            columns = list(dict.fromkeys(k for row in rows for k in row))
+            lines.append("| " + " | ".join(columns) + " |")
+            lines.append("|" + "---|" * len(columns))
+            for row in rows:
+                lines.append("| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |")
+            lines.append("")
+        for key in ("ratios", "goals"):
+            if isinstance(result.get(key), dict):
+                pairs = ", ".join(f"{k}: {_cell(v)}" for k, v in result[key].items())
+                lines.append(f"{key}: {pairs}")
+        scalars = {
+            k: v for k, v in result.items() if k not in ("rows", "ratios", "goals") and not isinstance(v, dict | list)
+        }
+        if scalars:
+            lines.append(", ".join(f"{k}: {_cell(v)}" for k, v in scalars.items()))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        from ingestion.errors import ConfigError
+
+        raise ConfigError(f"unknown benchmark {unknown[0]!r}: choose from {', '.join(BENCHMARKS)}")
+    report: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "quick": bool(args.quick),
+        "machine": machine(),
+        "benchmarks": {},
+    }
+    failed = 0
+    for name in names:
+        print(f"bench {name} ...", flush=True)
+        entry = run_one(name, bool(args.quick), args.timeout)
+        report["benchmarks"][name] = entry
+        print(f"bench {name}: {entry['status']} in {entry['seconds']:.1f} s", flush=True)
+        failed += entry["status"] != "ok"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(report, indent=2, default=str))
+    (out / "results.md").write_text(markdown(report))
+    print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
+    return 1 if failed else 0

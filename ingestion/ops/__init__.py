@@ -1,0 +1,1 @@
+"""Operations: structured logs, alerts, health checks and the metrics endpoint."""
