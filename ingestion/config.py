@@ -11,7 +11,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REPO_PATH = PROJECT_ROOT / "feature_repo"
@@ -81,25 +80,10 @@ def settings(env: Mapping[str, str] | None = None) -> Settings:
 
 
 def feast_connection_string(redis_url: str) -> str:
-    """Translate a ``redis://`` / ``rediss://`` URL into Feast's ``host:port,db=N,...`` connection string.
+    """Feast's ``host:port,db=N,...`` connection string for a ``REDIS_URL`` (see :mod:`ingestion.store.redis_conn`).
 
     Feast's Redis online store does not take URLs; it splits a comma list of ``host:port`` and ``key=value``.
     """
-    parts = urlsplit(redis_url)
-    if parts.scheme not in ("redis", "rediss"):
-        raise ValueError("REDIS_URL must start with redis:// or rediss:// (for example redis://localhost:6379/0)")
-    host = parts.hostname or "localhost"
-    port = parts.port or 6379
-    options = [f"{host}:{port}"]
-    db = parts.path.lstrip("/")
-    if db:
-        if not db.isdigit():
-            raise ValueError("REDIS_URL database must be a number, as in redis://localhost:6379/0")
-        options.append(f"db={db}")
-    if parts.password:
-        options.append(f"password={unquote(parts.password)}")
-    if parts.username and parts.username != "default":
-        options.append(f"username={unquote(parts.username)}")
-    if parts.scheme == "rediss":
-        options.append("ssl=true")
-    return ",".join(options)
+    from ingestion.store.redis_conn import feast_online_store, parse_redis_url
+
+    return str(feast_online_store(parse_redis_url(redis_url))["connection_string"])

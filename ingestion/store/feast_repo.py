@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import yaml
 
-from ingestion.config import Settings, feast_connection_string
+from ingestion.config import Settings
 from ingestion.datasets import EVENT_TS, Dataset
+from ingestion.store.redis_conn import feast_online_store, parse_redis_url
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -61,7 +62,7 @@ def render_store_yaml(settings: Settings, redis_url: str) -> Path:
     config: dict[str, Any] = yaml.safe_load(template.read_text())
     config["registry"] = {"registry_type": "file", "path": str(settings.registry_path)}
     online = dict(config.get("online_store") or {})
-    online["connection_string"] = feast_connection_string(redis_url)
+    online.update(feast_online_store(parse_redis_url(redis_url)))
     config["online_store"] = online
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     target = settings.data_dir / "feature_store.yaml"

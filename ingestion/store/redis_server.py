@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any, cast
 
 import redis
 
@@ -137,3 +138,70 @@ def redis_url_or_embedded(redis_url: str | None) -> Iterator[str]:
         return
     with RedisServer() as server:
         yield server.url
+
+
+def find_redis_cli() -> str:
+    """Path of ``redis-cli``, next to the server binary that :func:`find_redis_server` picks."""
+    server = Path(find_redis_server())
+    beside = server.with_name("redis-cli")
+    if beside.exists():
+        return str(beside)
+    on_path = shutil.which("redis-cli")
+    if on_path:
+        return on_path
+    raise RedisServerError("no redis-cli found beside redis-server or on PATH")
+
+
+class RedisClusterServers:
+    """A real Redis Cluster of ``size`` primaries on loopback, built from the same redis-server binary."""
+
+    def __init__(self, size: int = 3) -> None:
+        self.size = size
+        self.servers: list[RedisServer] = []
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{s.port}" for s in self.servers)
+
+    def start(self, timeout: float = 30.0) -> RedisClusterServers:
+        cluster_args = ("--cluster-enabled", "yes", "--cluster-node-timeout", "5000")
+        try:
+            for _ in range(self.size):
+                self.servers.append(RedisServer(extra_args=cluster_args).start())
+            nodes = [f"127.0.0.1:{s.port}" for s in self.servers]
+            subprocess.run(
+                [find_redis_cli(), "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+                capture_output=True,
+                check=True,
+                timeout=timeout,
+            )
+            self._wait_ok(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ok(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        clients = [redis.Redis(host="127.0.0.1", port=s.port) for s in self.servers]
+        try:
+            while time.monotonic() < deadline:
+                # redis-py returns CLUSTER INFO parsed into a dict.
+                if all(cast(dict[str, Any], c.cluster("info")).get("cluster_state") == "ok" for c in clients):
+                    return
+                time.sleep(0.1)
+        finally:
+            for c in clients:
+                c.close()
+        raise RedisServerError("Redis Cluster did not reach cluster_state:ok")
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+        self.servers = []
+
+    def __enter__(self) -> RedisClusterServers:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

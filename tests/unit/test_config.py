@@ -29,10 +29,10 @@ def test_data_dir_from_env(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("redis://localhost:6379/0", "localhost:6379,db=0"),
+        ("redis://localhost:6379/0", "localhost:6379"),
         ("redis://127.0.0.1:7000", "127.0.0.1:7000"),
         ("rediss://:p%40ss@cache:6380/2", "cache:6380,db=2,password=p@ss,ssl=true"),
-        ("redis://alice:pw@h:1/0", "h:1,db=0,password=pw,username=alice"),
+        ("redis://alice:pw@h:1/0", "h:1,password=pw,username=alice"),
     ],
 )
 def test_feast_connection_string(url: str, expected: str) -> None:
