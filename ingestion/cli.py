@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "demo": "ingestion.commands.demo",
     "apply": "ingestion.commands.feast_cmd",
     "plan": "ingestion.commands.feast_cmd",
+    "serve": "ingestion.commands.serve",
     "simulate": "ingestion.simulators.cli",
     "backfill": "ingestion.jobs.cli",
     "materialize": "ingestion.jobs.materialize_cli",
