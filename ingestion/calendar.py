@@ -81,6 +81,22 @@ def previous_session(day: str | dt.date) -> pd.Timestamp:
     return pd.Timestamp(cal.date_to_session(_day(day), direction="previous"))
 
 
+def session_minute_starts_ms(days: list[dt.date]) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised regular-session minutes of many trading days: (minute starts in epoch ms UTC, index of the day).
+
+    The simulators build years of minute bars at once; a per-day date_range would dominate their start-up time.
+    """
+    cal = _calendar()
+    idx = pd.DatetimeIndex([_day(d) for d in days])
+    opens = cal.opens.reindex(idx).dt.tz_convert("UTC").astype("int64").to_numpy() // 1_000_000
+    closes = cal.closes.reindex(idx).dt.tz_convert("UTC").astype("int64").to_numpy() // 1_000_000
+    counts = (closes - opens) // 60_000
+    day_idx = np.repeat(np.arange(len(days)), counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    starts = np.repeat(opens, counts) + (np.arange(int(counts.sum())) - first) * 60_000
+    return starts.astype(np.int64), day_idx.astype(np.int64)
+
+
 def session_minutes(day: str | dt.date) -> pd.DatetimeIndex:
     """Start of every regular-hours minute of a trading day, UTC."""
     return pd.date_range(session_open(day), session_close(day), freq="1min", inclusive="left")

@@ -209,14 +209,7 @@ def _year_block(seed: int, symbol: str, year: int, start: dt.date, end: dt.date,
     if not days:
         return _empty_minutes()
     rng = np.random.default_rng(_seed(seed, symbol, year))
-    starts: list[np.ndarray] = []
-    day_of: list[np.ndarray] = []
-    for i, day in enumerate(days):
-        minutes = calendar.session_minutes(day)
-        starts.append(minutes.asi8 // 1_000_000)
-        day_of.append(np.full(len(minutes), i, dtype=np.int64))
-    window_start = np.concatenate(starts)
-    day_idx = np.concatenate(day_of)
+    window_start, day_idx = calendar.session_minute_starts_ms(days)
     n = len(window_start)
     is_first = np.r_[True, day_idx[1:] != day_idx[:-1]]
 
