@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +19,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Fixtures of each area live in their own module under tests/fixtures/, loaded here.
 pytest_plugins = [
     "fixtures.simulators",
+    "fixtures.uw_simulator",
+    "fixtures.http",
 ]
 
 
@@ -84,3 +86,19 @@ def applied_repo(feast_settings: Settings) -> Settings:
     result = feast_cli(feast_settings, feast_settings.redis_url, "apply")
     assert result.returncode == 0, result.stdout + result.stderr
     return feast_settings
+
+
+@pytest.fixture
+def make_applied_repo(
+    feast_repo: Path, tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> Callable[[], Settings]:
+    """A factory of isolated applied repos: each call gets its own data dir (and so its own offline files)."""
+    from ingestion.store.feast_repo import feast_cli
+
+    def make() -> Settings:
+        s = replace(settings({}), repo_path=feast_repo, data_dir=tmp_path_factory.mktemp("data"), redis_url=redis_url)
+        result = feast_cli(s, redis_url, "apply")
+        assert result.returncode == 0, result.stdout + result.stderr
+        return s
+
+    return make

@@ -230,6 +230,8 @@ class SimServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; with Nagle on, the second waits for a delayed ACK (~40 ms).
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
                 self._serve("GET")
@@ -264,7 +266,11 @@ class SimServer:
 
         self._httpd = ThreadingHTTPServer((self._host, self._port), _Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"{self.name}-http", daemon=True)
+        httpd = self._httpd
+        # A short poll interval: stop() waits for one poll, and tests start and stop many servers.
+        self._thread = threading.Thread(
+            target=lambda: httpd.serve_forever(poll_interval=0.05), name=f"{self.name}-http", daemon=True
+        )
         self._thread.start()
         return self
 

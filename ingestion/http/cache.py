@@ -1,0 +1,260 @@
+"""Response and frame cache: Redis when given a client, an in-process TTL store otherwise (or when Redis fails).
+
+What may be cached is decided by construction:
+
+* :meth:`ResponseCache.put` takes an :class:`~ingestion.http.result.HTTPResult` and refuses anything but a fresh
+  2xx (``ValueError``), so an error page cannot be stored by mistake;
+* whether a 2xx body is complete (not a partial or malformed page) is the vendor client's call: it passes
+  ``cache_if`` to :meth:`VendorHTTP.get` or stores explicitly after parsing;
+* keys are SHA-256 of vendor, endpoint, path and the sorted query with credential-like parameters removed, under
+  ``{prefix}:{vendor}:``; so a key contains no secret and the same request with or without ``apiKey=`` hits one entry.
+
+The caller chooses the TTL per data type; :class:`CacheTTL` holds the suggested values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, cast
+
+import orjson
+import pandas as pd
+import pyarrow as pa
+import redis
+
+from ingestion.http.clock import Clock, monotonic_clock
+from ingestion.http.redaction import strip_auth_params
+from ingestion.http.result import HTTPResult
+
+log = logging.getLogger(__name__)
+
+
+class CacheTTL:
+    """Suggested TTLs in seconds, by data type. The caller picks one per request."""
+
+    HISTORICAL = 7 * 86400
+    """Bars of a closed session: final, except for split adjustment, which a week's TTL bounds."""
+    INTRADAY = 60
+    """Bars of the current session: the last bar is still forming."""
+    REFERENCE = 86400
+    """Ticker details, exchanges, calendars: change at most daily."""
+    NEWS = 300
+    """News and other feeds where new items arrive all day."""
+
+
+def _canonical(params: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    def norm(v: Any) -> Any:
+        if isinstance(v, list | tuple):
+            return [norm(x) for x in v]
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return str(v)
+
+    return sorted((str(k), norm(v)) for k, v in strip_auth_params(params).items() if v is not None)
+
+
+def cache_key(prefix: str, vendor: str, kind: str, parts: list[Any], params: Mapping[str, Any]) -> str:
+    """``{prefix}:{vendor}:{kind}:{sha256}`` over ``parts`` and the sorted, credential-free ``params``."""
+    digest = hashlib.sha256(orjson.dumps([vendor, kind, *parts, _canonical(params)])).hexdigest()
+    return f"{prefix}:{vendor}:{kind}:{digest}"
+
+
+class _LocalStore:
+    """A bounded in-process TTL store (least recently used entries go first)."""
+
+    def __init__(self, clock: Clock, max_entries: int) -> None:
+        self._clock = clock
+        self._max = max_entries
+        self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                return None
+            if item[0] <= self._clock():
+                del self._data[key]
+                return None
+            self._data.move_to_end(key)
+            return item[1]
+
+    def set(self, key: str, value: bytes, ttl: float) -> None:
+        with self._lock:
+            self._data[key] = (self._clock() + ttl, value)
+            self._data.move_to_end(key)
+            while len(self._data) > self._max:
+                self._data.popitem(last=False)
+
+    def delete_prefix(self, prefix: str) -> int:
+        with self._lock:
+            doomed = [k for k in self._data if k.startswith(prefix)]
+            for k in doomed:
+                del self._data[k]
+            return len(doomed)
+
+
+class ResponseCache:
+    """Cached vendor responses and whole frames.
+
+    Args:
+        redis: a ``redis.Redis`` client; None keeps everything in process.
+        prefix: the key prefix; entries live under ``{prefix}:{vendor}:`` (frames under ``{prefix}:frames:``).
+        clock: for the in-process TTLs (Redis expires keys itself).
+        max_local_entries: bound of the in-process store.
+        redis_retry_after: seconds to stay in process after a Redis error before trying Redis again.
+
+    If Redis raises, the cache logs one warning and carries on in process for ``redis_retry_after`` seconds: a
+    cache outage must not add a connect timeout to every request, nor stop ingestion.
+    """
+
+    def __init__(
+        self,
+        redis: redis.Redis | None = None,
+        *,
+        prefix: str = "ingestion:cache",
+        clock: Clock | None = None,
+        max_local_entries: int = 4096,
+        redis_retry_after: float = 30.0,
+    ) -> None:
+        self._redis = redis
+        self.prefix = prefix
+        self._clock = clock or monotonic_clock
+        self._local = _LocalStore(self._clock, max_local_entries)
+        self._warned = False
+        self._redis_retry_after = redis_retry_after
+        self._redis_down_until = float("-inf")
+        self.hits = 0
+        self.misses = 0
+
+    @classmethod
+    def from_url(cls, redis_url: str | None, **kwargs: Any) -> ResponseCache:
+        """Redis at ``redis_url`` (e.g. ``settings().redis_url``) or, when None, the in-process store.
+
+        Other keywords go to the constructor.
+        """
+        client = redis.Redis.from_url(redis_url) if redis_url else None
+        return cls(client, **kwargs)
+
+    @property
+    def shared(self) -> bool:
+        """True when entries go to Redis (and so are seen by other processes)."""
+        return self._redis is not None
+
+    # -- storage -------------------------------------------------------------------------------------------------
+
+    def _use_redis(self) -> bool:
+        return self._redis is not None and self._clock() >= self._redis_down_until
+
+    def _get(self, key: str) -> bytes | None:
+        if self._redis is not None and self._use_redis():
+            try:
+                raw = self._redis.get(key)
+                return raw if isinstance(raw, bytes) else None
+            except redis.RedisError as exc:
+                self._degrade(exc)
+        return self._local.get(key)
+
+    def _set(self, key: str, value: bytes, ttl: float) -> None:
+        if ttl <= 0:
+            return
+        if self._redis is not None and self._use_redis():
+            try:
+                self._redis.set(key, value, px=max(1, int(ttl * 1000)))
+                return
+            except redis.RedisError as exc:
+                self._degrade(exc)
+        self._local.set(key, value, ttl)
+
+    def _degrade(self, exc: redis.RedisError) -> None:
+        self._redis_down_until = self._clock() + self._redis_retry_after
+        if not self._warned:
+            self._warned = True
+            log.warning("response cache: Redis unavailable (%s); using the in-process cache", type(exc).__name__)
+
+    def _count(self, hit: bool) -> None:
+        if hit:
+            self.hits += 1
+        else:
+            self.misses += 1
+
+    # -- responses -----------------------------------------------------------------------------------------------
+
+    def response_key(self, vendor: str, endpoint: str, path: str, query: Mapping[str, Any]) -> str:
+        return cache_key(self.prefix, vendor, "resp", [endpoint, path], query)
+
+    def get(self, vendor: str, endpoint: str, path: str, query: Mapping[str, Any]) -> HTTPResult | None:
+        """The cached 2xx response for this request, marked ``from_cache=True``, or None."""
+        raw = self._get(self.response_key(vendor, endpoint, path, query))
+        self._count(raw is not None)
+        if raw is None:
+            return None
+        size = int.from_bytes(raw[:4], "big")
+        meta = orjson.loads(raw[4 : 4 + size])
+        return HTTPResult(
+            vendor=vendor,
+            endpoint=endpoint,
+            path=path,
+            query=dict(query),
+            status=int(meta["status"]),
+            headers=meta["headers"],
+            body=raw[4 + size :],
+            from_cache=True,
+            request_id=meta.get("request_id"),
+            attempts=0,
+        )
+
+    def put(self, result: HTTPResult, ttl: float) -> None:
+        """Store a fresh 2xx response for ``ttl`` seconds. Anything else raises ``ValueError``."""
+        if not result.ok:
+            raise ValueError(f"refusing to cache a {result.status} response: only 2xx responses are cached")
+        if result.from_cache:
+            return
+        # Only the content type is kept: quota and date headers would be stale when replayed.
+        headers = {k: v for k, v in result.headers.items() if k == "content-type"}
+        meta = orjson.dumps({"status": result.status, "headers": headers, "request_id": result.request_id})
+        blob = len(meta).to_bytes(4, "big") + meta + result.body
+        self._set(self.response_key(result.vendor, result.endpoint, result.path, result.query), blob, ttl)
+
+    # -- frames --------------------------------------------------------------------------------------------------
+
+    def frame_key(self, name: str, params: Mapping[str, Any]) -> str:
+        return cache_key(self.prefix, "frames", name, [], params)
+
+    def set_dataframe(self, name: str, params: Mapping[str, Any], df: pd.DataFrame, ttl: float) -> None:
+        """Keep ``df`` for ``ttl`` seconds as Arrow IPC (dtypes, time zones and index survive the round trip)."""
+        table = pa.Table.from_pandas(df)
+        sink = io.BytesIO()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        self._set(self.frame_key(name, params), sink.getvalue(), ttl)
+
+    def get_dataframe(self, name: str, params: Mapping[str, Any]) -> pd.DataFrame | None:
+        """The frame stored under ``name`` and ``params``, or None when absent or expired."""
+        raw = self._get(self.frame_key(name, params))
+        self._count(raw is not None)
+        if raw is None:
+            return None
+        with pa.ipc.open_stream(raw) as reader:
+            frame: pd.DataFrame = reader.read_all().to_pandas()
+        return frame
+
+    # -- housekeeping --------------------------------------------------------------------------------------------
+
+    def clear(self, vendor: str | None = None) -> int:
+        """Drop every entry (of one vendor, or ``"frames"``, when given). Returns how many were dropped."""
+        prefix = f"{self.prefix}:{vendor}:" if vendor else f"{self.prefix}:"
+        dropped = self._local.delete_prefix(prefix)
+        if self._redis is not None and self._use_redis():
+            try:
+                keys = list(self._redis.scan_iter(match=prefix + "*", count=500))
+                if keys:
+                    dropped += cast(int, self._redis.delete(*keys))
+            except redis.RedisError as exc:
+                self._degrade(exc)
+        return dropped

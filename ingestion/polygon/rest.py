@@ -1,0 +1,345 @@
+"""``PolygonRESTClient``: Polygon.io (Massive) REST endpoints as standard DataFrames.
+
+Every request goes through the shared resilient core (:mod:`ingestion.http`: limiter, cache, breaker, retry) and
+every page through the pure parsers of :mod:`ingestion.polygon.parse`, which validate each row. Aggregate ranges
+are split into chunks whose *base* aggregates stay under the 50000 the vendor reads per request (its ``limit`` caps
+the minute bars read to build hour bars, not only the rows returned), and ``next_url`` is followed to the end of
+each chunk. Rows that fail validation are handed to ``on_rejected`` (the jobs send them to quarantine); they never
+vanish.
+
+Times: ``window_start`` is Polygon's ``t`` (epoch ms UTC, start of the window); ``event_timestamp`` is the window
+end, a daily bar's being its session close. Both are ``datetime64[us, UTC]``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ingestion.config import POLYGON_DEFAULT_BASE_URL
+from ingestion.errors import ConfigError, IngestionError
+from ingestion.http import CacheTTL, HTTPResult, VendorHTTP
+from ingestion.polygon import envelope
+from ingestion.polygon.parse import parse_aggs
+from ingestion.polygon.reference import parse_news, parse_ticker_details
+from ingestion.polygon.ticks import parse_quotes, parse_trades
+from ingestion.rejects import ParseResult, Rejected
+from ingestion.vendor_http import HTTPOptions, build_vendor_http
+
+log = logging.getLogger(__name__)
+
+VENDOR = "polygon"
+MAX_LIMIT = 50_000
+# Base aggregates per calendar day, extended hours included (04:00-20:00 New York), for the chunk arithmetic.
+_BASE_PER_DAY = {"second": 16 * 3600, "minute": 16 * 60, "hour": 16 * 60}
+_DAY_BASED = frozenset({"day", "week", "month", "quarter", "year"})
+_TIMESPANS = frozenset(_BASE_PER_DAY) | _DAY_BASED
+
+RejectSink = Callable[[list[Rejected]], None]
+DateLike = str | dt.date | dt.datetime | int
+
+
+def polygon_api_key(explicit: str | None = None) -> str:
+    """The key passed in, else ``POLYGON_API_KEY`` or ``MASSIVE_API_KEY`` read now (never at import)."""
+    key = explicit or os.environ.get("POLYGON_API_KEY") or os.environ.get("MASSIVE_API_KEY")
+    if not key or not key.strip():
+        raise ConfigError("no Polygon API key: set POLYGON_API_KEY (or MASSIVE_API_KEY), or run against the simulator")
+    return key.strip()
+
+
+def _as_date(value: DateLike) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, int):
+        return pd.Timestamp(value, unit="ms", tz="UTC").tz_convert("America/New_York").date()  # type: ignore[no-any-return]
+    return dt.date.fromisoformat(value)
+
+
+def chunk_range(timespan: str, multiplier: int, start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """Split ``[start, end]`` (dates, inclusive) so no chunk needs more than 50000 base aggregates."""
+    if timespan not in _TIMESPANS:
+        raise ValueError(f"unknown timespan {timespan!r}: use one of {', '.join(sorted(_TIMESPANS))}")
+    if end < start:
+        return []
+    # Day-based spans read daily bars: 50000 of them is centuries, so one chunk in practice.
+    days = MAX_LIMIT - 1 if timespan in _DAY_BASED else max(1, MAX_LIMIT // _BASE_PER_DAY[timespan])
+    chunks = []
+    cursor = start
+    while cursor <= end:
+        stop = min(end, cursor + dt.timedelta(days=days - 1))
+        chunks.append((cursor, stop))
+        cursor = stop + dt.timedelta(days=1)
+    return chunks
+
+
+@dataclass
+class AggregatesBatch:
+    """Bars of many symbols: what succeeded, which symbols failed and why, and rejected rows."""
+
+    frame: pd.DataFrame
+    errors: dict[str, str] = field(default_factory=dict)
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+class PolygonRESTClient:
+    """Polygon REST client. Keys: ``api_key`` or ``POLYGON_API_KEY``/``MASSIVE_API_KEY`` (read at construction).
+
+    Args:
+        api_key: the key; sent only as a Bearer header.
+        base_url: ``https://api.polygon.io`` by default (``https://api.massive.com`` or a simulator work too).
+        use_cache: cache responses (Redis when ``redis_url`` is set, in-process otherwise).
+        redis_url: share cache, rate limiter and circuit breaker between processes.
+        requests_per_minute: client-side budget (5 on the free plan); None for no limiter.
+        max_workers: threads for multi-symbol fetches; they share the limiter.
+        on_rejected: where rows that failed validation go (default: logged as a warning with the count).
+        http: a ready :class:`~ingestion.http.VendorHTTP` (tests inject one); overrides the settings above.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str = POLYGON_DEFAULT_BASE_URL,
+        use_cache: bool = True,
+        *,
+        redis_url: str | None = None,
+        requests_per_minute: int | None = None,
+        max_workers: int = 4,
+        options: HTTPOptions | None = None,
+        on_rejected: RejectSink | None = None,
+        http: VendorHTTP | None = None,
+    ) -> None:
+        self.max_workers = max_workers
+        self.on_rejected = on_rejected
+        if http is None:
+            opts = options or HTTPOptions(
+                use_cache=use_cache, redis_url=redis_url, requests_per_minute=requests_per_minute
+            )
+            http = build_vendor_http(
+                VENDOR, base_url, polygon_api_key(api_key), opts, auth_hint="check POLYGON_API_KEY"
+            )
+        self.http = http
+
+    # -- plumbing ------------------------------------------------------------------------------------------------
+
+    def _get(self, endpoint: str, path: str, params: dict[str, Any] | None, ttl: float | None) -> HTTPResult:
+        return self.http.get(
+            endpoint,
+            path,
+            params,
+            cache_ttl=ttl,
+            cache_if=lambda r: envelope.page_info(r.body, endpoint).status in ("OK", "DELAYED"),
+        )
+
+    def _pages(
+        self, endpoint: str, path: str, params: dict[str, Any], ttl: float | None, max_pages: int | None = None
+    ) -> Iterable[HTTPResult]:
+        url: str | None = path
+        query: dict[str, Any] | None = params
+        pages = 0
+        while url is not None:
+            result = self._get(endpoint, url, query, ttl)
+            yield result
+            pages += 1
+            if max_pages is not None and pages >= max_pages:
+                return
+            # next_url carries its own cursor and parameters; the key goes in the header again, never the URL.
+            url = envelope.page_info(result.body, endpoint).next_url
+            query = None
+
+    def _reject(self, rejected: list[Rejected]) -> None:
+        if not rejected:
+            return
+        if self.on_rejected is not None:
+            self.on_rejected(rejected)
+        else:
+            log.warning("%d Polygon rows failed validation (pass on_rejected to quarantine them)", len(rejected))
+
+    # -- aggregates ----------------------------------------------------------------------------------------------
+
+    def fetch_aggregates(
+        self,
+        symbol: str,
+        multiplier: int,
+        timespan: str,
+        from_date: DateLike,
+        to_date: DateLike,
+        adjusted: bool = True,
+        sort: str = "asc",
+        limit: int = MAX_LIMIT,
+    ) -> ParseResult:
+        """Every bar of the range, all chunks and pages, as a :class:`ParseResult` (rejected rows kept apart)."""
+        symbol = symbol.strip().upper()
+        start, end = _as_date(from_date), _as_date(to_date)
+        today = pd.Timestamp.now(tz="America/New_York").date()
+        frames: list[pd.DataFrame] = []
+        rejected: list[Rejected] = []
+        drift: set[str] = set()
+        for lo, hi in chunk_range(timespan, multiplier, start, end):
+            ttl = CacheTTL.HISTORICAL if hi < today else CacheTTL.INTRADAY
+            path = f"/v2/aggs/ticker/{symbol}/range/{multiplier}/{timespan}/{lo.isoformat()}/{hi.isoformat()}"
+            params = {"adjusted": adjusted, "sort": "asc", "limit": max(1, min(int(limit), MAX_LIMIT))}
+            for page in self._pages("aggs", path, params, ttl):
+                parsed = parse_aggs(
+                    page.body, symbol=symbol, timespan=timespan, multiplier=multiplier, adjusted=adjusted,
+                    endpoint="aggs",
+                )  # fmt: skip
+                frames.append(parsed.frame)
+                rejected.extend(parsed.rejected)
+                drift |= parsed.drift
+        non_empty = [f for f in frames if len(f)]
+        frame = pd.concat(non_empty, ignore_index=True) if non_empty else frames[0].iloc[:0] if frames else None
+        if frame is None:
+            frame = parse_aggs(
+                b'{"status":"OK","resultsCount":0}', symbol=symbol, timespan=timespan, multiplier=multiplier,
+                adjusted=adjusted, endpoint="aggs",
+            ).frame  # fmt: skip
+        frame = frame.drop_duplicates("window_start", keep="last")
+        frame = frame.sort_values("window_start", ascending=(sort != "desc"), kind="stable").reset_index(drop=True)
+        return ParseResult(frame, rejected, drift)
+
+    def get_aggregates(
+        self,
+        symbol: str,
+        multiplier: int,
+        timespan: str,
+        from_date: DateLike,
+        to_date: DateLike,
+        adjusted: bool = True,
+        sort: str = "asc",
+        limit: int = 5000,
+    ) -> pd.DataFrame:
+        """Bars as the standard frame: symbol, window_start, event_timestamp, open, high, low, close, volume,
+        vwap, transactions, otc, adjusted. ``limit`` is the page size asked of the vendor; every page is read."""
+        result = self.fetch_aggregates(symbol, multiplier, timespan, from_date, to_date, adjusted, sort, limit)
+        self._reject(result.rejected)
+        return result.frame
+
+    get_aggs = get_aggregates
+
+    def get_daily_bars(
+        self, symbol: str, from_date: DateLike, to_date: DateLike, adjusted: bool = True
+    ) -> pd.DataFrame:
+        """Daily bars; ``event_timestamp`` is each session's close."""
+        return self.get_aggregates(symbol, 1, "day", from_date, to_date, adjusted, limit=MAX_LIMIT)
+
+    def get_intraday_bars(
+        self,
+        symbol: str,
+        from_date: DateLike,
+        to_date: DateLike,
+        multiplier: int = 1,
+        timespan: str = "minute",
+        adjusted: bool = True,
+    ) -> pd.DataFrame:
+        """Intraday bars (minute by default). A minute with no trade has no bar: gaps are normal."""
+        return self.get_aggregates(symbol, multiplier, timespan, from_date, to_date, adjusted, limit=MAX_LIMIT)
+
+    def get_many_aggregates(
+        self,
+        symbols: Iterable[str],
+        multiplier: int,
+        timespan: str,
+        from_date: DateLike,
+        to_date: DateLike,
+        adjusted: bool = True,
+    ) -> AggregatesBatch:
+        """Bars of many symbols in parallel under the shared limiter. One bad symbol does not sink the others:
+        its error is reported in :attr:`AggregatesBatch.errors` and the rest are returned."""
+        names = list(dict.fromkeys(s.strip().upper() for s in symbols))
+
+        def one(sym: str) -> tuple[str, ParseResult | IngestionError]:
+            try:
+                return sym, self.fetch_aggregates(sym, multiplier, timespan, from_date, to_date, adjusted)
+            except IngestionError as exc:
+                return sym, exc
+
+        batch = AggregatesBatch(frame=pd.DataFrame())
+        frames = []
+        with ThreadPoolExecutor(max_workers=max(1, self.max_workers), thread_name_prefix="polygon") as pool:
+            for sym, outcome in pool.map(one, names):
+                if isinstance(outcome, IngestionError):
+                    batch.errors[sym] = str(outcome)
+                else:
+                    frames.append(outcome.frame)
+                    batch.rejected.extend(outcome.rejected)
+        non_empty = [f for f in frames if len(f)]
+        batch.frame = pd.concat(non_empty, ignore_index=True) if non_empty else (frames[0] if frames else batch.frame)
+        self._reject(batch.rejected)
+        return batch
+
+    # -- reference and ticks -------------------------------------------------------------------------------------
+
+    def get_ticker_details(self, symbol: str, date: DateLike | None = None) -> dict[str, Any]:
+        """Reference data of a ticker (``date`` for a point in time) as a dict of the vendor's fields."""
+        params = {"date": _as_date(date).isoformat()} if date is not None else None
+        page = self._get(
+            "ticker_details", f"/v3/reference/tickers/{symbol.strip().upper()}", params, CacheTTL.REFERENCE
+        )
+        parsed = parse_ticker_details(page.body, endpoint="ticker_details")
+        self._reject(parsed.rejected)
+        return {} if parsed.frame.empty else {k: _plain(v) for k, v in parsed.frame.iloc[0].items()}
+
+    def get_ticker_news(
+        self, symbol: str, limit: int = 100, published_utc_gte: DateLike | None = None, order: str = "desc"
+    ) -> pd.DataFrame:
+        """Up to ``limit`` news items mentioning ``symbol`` (``published_utc`` as UTC timestamps)."""
+        params: dict[str, Any] = {"ticker": symbol.strip().upper(), "order": order, "limit": min(limit, 1000)}
+        if published_utc_gte is not None:
+            params["published_utc.gte"] = _as_date(published_utc_gte).isoformat()
+        frames = []
+        total = 0
+        for page in self._pages("news", "/v2/reference/news", params, CacheTTL.NEWS):
+            parsed = parse_news(page.body, endpoint="news")
+            self._reject(parsed.rejected)
+            frames.append(parsed.frame)
+            total += len(parsed.frame)
+            if total >= limit:
+                break
+        return pd.concat(frames, ignore_index=True).head(limit) if frames else pd.DataFrame()
+
+    def get_trades(self, symbol: str, start_ns: int, end_ns: int, limit: int = MAX_LIMIT) -> pd.DataFrame:
+        """v3 trades with ``start_ns <= sip_timestamp < end_ns`` (epoch nanoseconds UTC), every page."""
+        return self._ticks("trades", symbol, start_ns, end_ns, limit)
+
+    def get_quotes(self, symbol: str, start_ns: int, end_ns: int, limit: int = MAX_LIMIT) -> pd.DataFrame:
+        """v3 quotes with ``start_ns <= sip_timestamp < end_ns`` (epoch nanoseconds UTC), every page."""
+        return self._ticks("quotes", symbol, start_ns, end_ns, limit)
+
+    def _ticks(self, kind: str, symbol: str, start_ns: int, end_ns: int, limit: int) -> pd.DataFrame:
+        sym = symbol.strip().upper()
+        params = {
+            "timestamp.gte": int(start_ns), "timestamp.lt": int(end_ns), "order": "asc", "sort": "timestamp",
+            "limit": max(1, min(limit, MAX_LIMIT)),
+        }  # fmt: skip
+        parse = parse_trades if kind == "trades" else parse_quotes
+        frames = []
+        for page in self._pages(kind, f"/v3/{kind}/{sym}", params, CacheTTL.HISTORICAL):
+            parsed = parse(page.body, symbol=sym, endpoint=kind)
+            self._reject(parsed.rejected)
+            frames.append(parsed.frame)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> PolygonRESTClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _plain(value: Any) -> Any:
+    """numpy/pandas scalars to plain Python for a details dict."""
+    if value is pd.NaT or (isinstance(value, float) and value != value):
+        return None
+    return value.item() if hasattr(value, "item") else value

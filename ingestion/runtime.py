@@ -1,0 +1,93 @@
+"""What a command runs against: real vendors or the built-in simulators, a Redis, and an applied feature repo.
+
+Every command (demo, backfill, stream, health) starts from :func:`runtime`, so the rule "no key means simulator, no
+``REDIS_URL`` means embedded Redis" lives in one place, and each command says so on stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ingestion.config import Settings
+from ingestion.errors import IngestionError
+from ingestion.simulators.keys import POLYGON_SIM_KEY, UW_SIM_TOKEN
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Resolved endpoints and credentials. ``settings.redis_url`` is always set here."""
+
+    settings: Settings
+    polygon_key: str
+    uw_token: str
+    simulated_polygon: bool
+    simulated_uw: bool
+    stack: Any = None
+
+    @property
+    def redis_url(self) -> str:
+        assert self.settings.redis_url is not None  # runtime() always fills it in
+        return self.settings.redis_url
+
+
+def ensure_applied(s: Settings, redis_url: str, force: bool = False) -> None:
+    """Run ``feast apply`` unless the registry already holds every feature view of the repo (or ``force``)."""
+    from ingestion.datasets import FEATURE_DATASETS
+    from ingestion.store.feast_repo import feast_cli, open_store
+
+    if s.registry_path.exists() and not force:
+        registered = {v.name for v in open_store(s, redis_url).list_feature_views()}
+        if registered >= {d.name for d in FEATURE_DATASETS}:
+            return
+    result = feast_cli(s, redis_url, "apply")
+    if result.returncode != 0:
+        raise IngestionError(f"feast apply failed: {result.stderr.strip().splitlines()[-1:]}")
+
+
+@contextlib.contextmanager
+def runtime(
+    s: Settings, *, apply_repo: bool = True, replay: Any = None, announce: bool = True, seed: int = 7
+) -> Iterator[Runtime]:
+    """Resolve vendors (simulators for any vendor without a key), Redis (embedded when unset) and the registry."""
+    from ingestion.store.redis_server import redis_url_or_embedded
+
+    with contextlib.ExitStack() as stack:
+        sims = None
+        need_sim = not s.polygon_api_key or not s.uw_api_token
+        if need_sim:
+            from ingestion.simulators.market import Market
+            from ingestion.simulators.stack import SimulatorStack
+
+            sims = stack.enter_context(SimulatorStack(Market(seed=seed), replay=replay))
+            urls = sims.env()
+        polygon_url, ws_url, uw_url = s.polygon_base_url, s.polygon_ws_url, s.uw_base_url
+        if not s.polygon_api_key:
+            polygon_url, ws_url = urls["POLYGON_BASE_URL"], urls["POLYGON_WS_URL"]
+        if not s.uw_api_token:
+            uw_url = urls["UW_BASE_URL"]
+        redis_url = stack.enter_context(redis_url_or_embedded(s.redis_url))
+        if announce:
+            if need_sim:
+                missing = [
+                    n for n, v in (("POLYGON_API_KEY", s.polygon_api_key), ("UW_API_TOKEN", s.uw_api_token)) if not v
+                ]
+                print(f"No {' / '.join(missing)}: using the built-in simulators.", file=sys.stderr)
+            if not s.redis_url:
+                print(f"No REDIS_URL: using an embedded redis-server ({redis_url.rsplit('/', 1)[0]}).", file=sys.stderr)
+        resolved = replace(
+            s, polygon_base_url=polygon_url, polygon_ws_url=ws_url, uw_base_url=uw_url, redis_url=redis_url
+        )
+        if apply_repo:
+            ensure_applied(resolved, redis_url)
+        yield Runtime(
+            settings=resolved,
+            polygon_key=s.polygon_api_key or POLYGON_SIM_KEY,
+            uw_token=s.uw_api_token or UW_SIM_TOKEN,
+            simulated_polygon=not s.polygon_api_key,
+            simulated_uw=not s.uw_api_token,
+            stack=sims,
+        )

@@ -1,0 +1,102 @@
+"""All vendor simulators at once: Polygon REST, Polygon WebSocket and (when it exists) Unusual Whales REST.
+
+``SimulatorStack`` starts them on loopback and exposes the URLs the clients read from the environment
+(``POLYGON_BASE_URL``, ``POLYGON_WS_URL``: the stocks cluster URL, ``UW_BASE_URL``). The Unusual Whales simulator is
+imported lazily and optionally: it is built separately, and this stack must work before and after it lands. It is
+used when :mod:`ingestion.simulators.unusual_whales` exposes ``uw_server(market, *, clock=None, port=0, ...)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ingestion.simulators.http import SimClock, SimServer
+from ingestion.simulators.market import Market
+from ingestion.simulators.polygon_rest import Plan, PolygonRestServer, polygon_rest_server
+from ingestion.simulators.polygon_ws import PolygonWsServer, Replay, WsFaults, polygon_ws_server
+
+UW_MODULE = "ingestion.simulators.unusual_whales"
+
+
+def uw_factory() -> Callable[..., SimServer] | None:
+    """``uw_server`` of the Unusual Whales simulator, or ``None`` while that module does not exist."""
+    try:
+        module = importlib.import_module(UW_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name and UW_MODULE.startswith(exc.name):
+            return None
+        raise
+    factory = getattr(module, "uw_server", None)
+    return factory if callable(factory) else None
+
+
+class SimulatorStack:
+    """Start every simulator over one market and one clock; a context manager (or ``start()`` / ``stop()``).
+
+    Ports of 0 pick free ports. ``polygon_keys`` maps keys to plans (see :func:`polygon_rest_server`); the WebSocket
+    accepts the same keys. ``record_ws=False`` turns off the WebSocket's ground-truth log (long-running processes).
+    """
+
+    def __init__(
+        self,
+        market: Market | None = None,
+        *,
+        seed: int = 7,
+        clock: SimClock | None = None,
+        polygon_port: int = 0,
+        ws_port: int = 0,
+        uw_port: int = 0,
+        polygon_keys: Mapping[str, Plan | str] | None = None,
+        replay: Replay | None = None,
+        ws_faults: WsFaults | None = None,
+        with_uw: bool = True,
+        record_ws: bool = True,
+    ) -> None:
+        self.market = market or Market(seed=seed)
+        self.clock = clock or SimClock()
+        self.polygon_rest: PolygonRestServer = polygon_rest_server(
+            self.market, keys=polygon_keys, clock=self.clock, port=polygon_port
+        )
+        self.polygon_ws: PolygonWsServer = polygon_ws_server(
+            self.market,
+            keys=set(self.polygon_rest.keys),
+            replay=replay,
+            faults=ws_faults,
+            port=ws_port,
+            record=record_ws,
+        )
+        factory = uw_factory() if with_uw else None
+        self.uw: SimServer | None = factory(self.market, clock=self.clock, port=uw_port) if factory else None
+
+    def start(self) -> SimulatorStack:
+        started: list[Any] = []
+        try:
+            for server in (self.polygon_rest, self.polygon_ws, self.uw):
+                if server is not None:
+                    server.start()
+                    started.append(server)
+        except BaseException:
+            for server in reversed(started):
+                server.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for server in (self.uw, self.polygon_ws, self.polygon_rest):
+            if server is not None:
+                server.stop()
+
+    def __enter__(self) -> SimulatorStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def env(self) -> dict[str, str]:
+        """The environment a client needs to talk to the stack (``UW_BASE_URL`` only when the UW simulator runs)."""
+        env = {"POLYGON_BASE_URL": self.polygon_rest.url, "POLYGON_WS_URL": self.polygon_ws.url}
+        if self.uw is not None:
+            env["UW_BASE_URL"] = self.uw.url
+        return env

@@ -1,0 +1,87 @@
+"""Build a vendor's :class:`~ingestion.http.VendorHTTP` from plain settings: one recipe for both vendors.
+
+Both clients take the same knobs (key, base URL, cache on/off, Redis for shared state, a request budget) and get
+the same policies from here, so no client carries its own copy of the policy wiring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingestion.http import (
+    BearerAuth,
+    CircuitBreaker,
+    ErrorMapper,
+    ResponseCache,
+    ResponseHook,
+    RetryPolicy,
+    TokenBucket,
+    VendorHTTP,
+)
+
+
+@dataclass(frozen=True)
+class HTTPOptions:
+    """Knobs shared by the vendor clients.
+
+    ``requests_per_minute``: the client-side budget (None: no limiter, for plans the vendor calls unlimited).
+    ``redis_url``: share the cache, the limiter and the breaker between processes; None keeps them in-process.
+    ``retry``: the retry policy (tests inject one with a fake sleep).
+    """
+
+    use_cache: bool = True
+    redis_url: str | None = field(default=None, repr=False)
+    requests_per_minute: int | None = None
+    failure_threshold: int = 5
+    recovery_timeout: float = 30.0
+    retry: RetryPolicy | None = None
+    breaker: CircuitBreaker | None = None
+    limiter: TokenBucket | None = None
+
+
+def build_vendor_http(
+    vendor: str,
+    base_url: str,
+    api_key: str,
+    options: HTTPOptions,
+    *,
+    headers: Mapping[str, str] | None = None,
+    on_response: Sequence[ResponseHook] = (),
+    error_mapper: ErrorMapper | None = None,
+    auth_hint: str | None = None,
+) -> VendorHTTP:
+    """The resilient HTTP core for one vendor and key, with the policies ``options`` asks for."""
+    auth = BearerAuth(api_key)
+    redis_client: Any = None
+    if options.redis_url:
+        from ingestion.store.redis_conn import connect
+
+        redis_client = connect(options.redis_url)
+    breaker = options.breaker or CircuitBreaker(
+        failure_threshold=options.failure_threshold,
+        recovery_timeout=options.recovery_timeout,
+        name=f"{vendor}:{auth.fingerprint}",
+        vendor=vendor,
+        redis=redis_client,
+    )
+    limiter = options.limiter
+    if limiter is None and options.requests_per_minute:
+        limiter = TokenBucket.per_window(
+            options.requests_per_minute, 60.0, name=f"{vendor}:{auth.fingerprint}", redis=redis_client
+        )
+    cache = ResponseCache(redis_client) if options.use_cache else None
+    return VendorHTTP(
+        vendor,
+        base_url,
+        auth=auth,
+        retry=options.retry or RetryPolicy(),
+        breaker=breaker,
+        limiter=limiter,
+        cache=cache,
+        headers=headers,
+        on_response=on_response,
+        error_mapper=error_mapper,
+        auth_hint=auth_hint,
+    )
