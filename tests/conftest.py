@@ -21,6 +21,7 @@ pytest_plugins = [
     "fixtures.simulators",
     "fixtures.uw_simulator",
     "fixtures.http",
+    "fixtures.retrieval",
 ]
 
 

@@ -18,6 +18,7 @@ import hashlib
 import io
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, cast
@@ -97,6 +98,21 @@ class _LocalStore:
             for k in doomed:
                 del self._data[k]
             return len(doomed)
+
+
+STALE_TTL = 7 * 86400
+"""Seconds a last-good copy is kept for the stale fallback (a vendor outage longer than a week is not papered over)."""
+
+
+def _pack(meta: dict[str, Any], body: bytes) -> bytes:
+    head = orjson.dumps(meta)
+    return len(head).to_bytes(4, "big") + head + body
+
+
+def _unpack(raw: bytes) -> tuple[dict[str, Any], bytes]:
+    size = int.from_bytes(raw[:4], "big")
+    meta: dict[str, Any] = orjson.loads(raw[4 : 4 + size])
+    return meta, raw[4 + size :]
 
 
 class ResponseCache:
@@ -194,8 +210,7 @@ class ResponseCache:
         self._count(raw is not None)
         if raw is None:
             return None
-        size = int.from_bytes(raw[:4], "big")
-        meta = orjson.loads(raw[4 : 4 + size])
+        meta, body = _unpack(raw)
         return HTTPResult(
             vendor=vendor,
             endpoint=endpoint,
@@ -203,23 +218,56 @@ class ResponseCache:
             query=dict(query),
             status=int(meta["status"]),
             headers=meta["headers"],
-            body=raw[4 + size :],
+            body=body,
             from_cache=True,
             request_id=meta.get("request_id"),
             attempts=0,
         )
 
-    def put(self, result: HTTPResult, ttl: float) -> None:
-        """Store a fresh 2xx response for ``ttl`` seconds. Anything else raises ``ValueError``."""
+    def put(self, result: HTTPResult, ttl: float, *, stored_at: float | None = None) -> None:
+        """Store a fresh 2xx response for ``ttl`` seconds. Anything else raises ``ValueError``.
+
+        A last-good copy is also kept for :data:`STALE_TTL` (at least ``ttl``), for :meth:`get_stale` to serve when
+        the vendor is down. ``stored_at`` is the wall-clock time of the fetch (epoch seconds).
+        """
         if not result.ok:
             raise ValueError(f"refusing to cache a {result.status} response: only 2xx responses are cached")
         if result.from_cache:
             return
         # Only the content type is kept: quota and date headers would be stale when replayed.
         headers = {k: v for k, v in result.headers.items() if k == "content-type"}
-        meta = orjson.dumps({"status": result.status, "headers": headers, "request_id": result.request_id})
-        blob = len(meta).to_bytes(4, "big") + meta + result.body
+        meta = {"status": result.status, "headers": headers, "request_id": result.request_id}
+        meta["stored_at"] = time.time() if stored_at is None else stored_at
+        blob = _pack(meta, result.body)
         self._set(self.response_key(result.vendor, result.endpoint, result.path, result.query), blob, ttl)
+        self._set(self.stale_key(result.vendor, result.endpoint, result.path, result.query), blob, max(ttl, STALE_TTL))
+
+    def stale_key(self, vendor: str, endpoint: str, path: str, query: Mapping[str, Any]) -> str:
+        return cache_key(self.prefix, vendor, "last-good", [endpoint, path], query)
+
+    def get_stale(
+        self, vendor: str, endpoint: str, path: str, query: Mapping[str, Any], *, now: float | None = None
+    ) -> HTTPResult | None:
+        """The last good response for this request, marked ``stale=True`` with its ``age`` in seconds, or None."""
+        raw = self._get(self.stale_key(vendor, endpoint, path, query))
+        if raw is None:
+            return None
+        meta, body = _unpack(raw)
+        stored_at = float(meta.get("stored_at", 0.0))
+        return HTTPResult(
+            vendor=vendor,
+            endpoint=endpoint,
+            path=path,
+            query=dict(query),
+            status=int(meta["status"]),
+            headers=meta["headers"],
+            body=body,
+            from_cache=True,
+            request_id=meta.get("request_id"),
+            attempts=0,
+            stale=True,
+            age=max(0.0, (time.time() if now is None else now) - stored_at),
+        )
 
     # -- frames --------------------------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import requests
 
-from ingestion.errors import IngestionError, RateLimited, ServerError, TransportError, VendorError
+from ingestion.errors import CircuitOpen, IngestionError, RateLimited, ServerError, TransportError, VendorError
 from ingestion.http.auth import AuthProvider
 from ingestion.http.breaker import CircuitBreaker
 from ingestion.http.cache import ResponseCache
@@ -162,6 +162,10 @@ class VendorHTTP:
             bypass_cache: skip the lookup (a fresh answer is still stored when ``cache_ttl`` is set).
             cache_if: store only when this returns True (a complete, valid page).
             headers: extra headers for this request only.
+
+        When the vendor is unavailable (breaker open, 5xx or network errors after the retries) and caching is on for
+        this request, the last good response is returned instead, with ``stale=True`` and its ``age`` in seconds;
+        without such a copy the error is raised.
         """
         # The label goes into metrics, logs, errors and cache keys: mask it should a caller ever pass a secret.
         endpoint = redact(endpoint)
@@ -191,12 +195,28 @@ class VendorHTTP:
                 wait,
             )
 
-        result = self.retry.call(attempt, on_retry=on_retry)
+        try:
+            result = self.retry.call(attempt, on_retry=on_retry)
+        except (CircuitOpen, ServerError, TransportError) as exc:
+            stale = self._stale(endpoint, path, query) if use_cache else None
+            if stale is None:
+                raise
+            # The vendor is down: serve the last good copy, marked stale with its age, rather than fail outright.
+            log.warning(
+                "%s %s unavailable (%s); serving a stale cached copy %.0f s old",
+                self.vendor, endpoint, type(exc).__name__, stale.age or 0.0,
+            )  # fmt: skip
+            self.metrics.cache_event(self.vendor, endpoint, "stale")
+            return stale
         if use_cache and (cache_if is None or cache_if(result)):
             assert self.cache is not None and cache_ttl is not None
-            self.cache.put(result, cache_ttl)
+            self.cache.put(result, cache_ttl, stored_at=self._wall_clock())
             self.metrics.cache_event(self.vendor, endpoint, "store")
         return result
+
+    def _stale(self, endpoint: str, path: str, query: dict[str, Any]) -> HTTPResult | None:
+        assert self.cache is not None
+        return self.cache.get_stale(self.vendor, endpoint, path, query, now=self._wall_clock())
 
     def _attempt(
         self, endpoint: str, path: str, query: dict[str, Any], extra: Mapping[str, str] | None, number: int

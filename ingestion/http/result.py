@@ -29,6 +29,10 @@ class HTTPResult:
     headers: Mapping[str, str]
     body: bytes = field(repr=False)
     from_cache: bool = False
+    stale: bool = False
+    """True when served from the last-good copy because the vendor was unavailable (breaker open, 5xx, network)."""
+    age: float | None = None
+    """Seconds since a stale copy was fetched from the vendor (None for fresh responses)."""
     request_id: str | None = None
     attempts: int = 1
     elapsed: float = 0.0
