@@ -20,7 +20,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = [
     "fixtures.simulators",
     "fixtures.uw_simulator",
+    "fixtures.uw_client",
     "fixtures.http",
+    "fixtures.store",
     "fixtures.retrieval",
 ]
 

@@ -1,54 +1,105 @@
 """``python -m ingestion demo``: the whole chain on a laptop with nothing configured.
 
 With no vendor keys it runs against the built-in simulators; with no ``REDIS_URL`` it starts an embedded Redis.
-Each step prints what it did, so the demo doubles as a smoke test of a fresh install.
+Steps: apply the feature repo, backfill daily and minute bars (Polygon) and options flow (Unusual Whales) into
+Parquet, write the latest values to Redis, stream real-time quotes for a few seconds, then read online features for
+both feature services and build a small point-in-time training frame. With keys set, the same steps hit the real
+vendors (keep the symbol list short on a free plan).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import importlib.util
 import sys
 from typing import TextIO
 
+import pandas as pd
+
+from ingestion import calendar
 from ingestion.config import Settings, settings
-from ingestion.errors import IngestionError
 
 HELP = "run the whole chain on the simulators and an embedded Redis (no keys needed)"
-
-DEMO_SYMBOLS = ("AAPL", "MSFT", "NVDA")
-
-
-def run_demo(s: Settings, out: TextIO) -> int:
-    from ingestion.store.feast_repo import feast_cli, open_store
-    from ingestion.store.redis_server import redis_url_or_embedded
-
-    if not s.has_vendor_keys:
-        out.write("No vendor keys set (POLYGON_API_KEY, UW_API_TOKEN): using the built-in simulators.\n")
-    with redis_url_or_embedded(s.redis_url) as redis_url:
-        out.write(f"Redis: {'REDIS_URL' if s.redis_url else 'embedded server on ' + redis_url.rsplit('/', 1)[0]}\n")
-        out.write(f"Data dir: {s.data_dir}\n")
-        applied = feast_cli(s, redis_url, "apply")
-        if applied.returncode != 0:
-            raise IngestionError(f"feast apply failed:\n{applied.stdout}\n{applied.stderr}")
-        out.write("feast apply: ok\n")
-        store = open_store(s, redis_url)
-        views = sorted(v.name for v in store.list_feature_views())
-        services = sorted(fs.name for fs in store.list_feature_services())
-        out.write(f"Feature views: {', '.join(views)}\nFeature services: {', '.join(services)}\n")
-        for name in services:
-            service = store.get_feature_service(name)
-            frame = store.get_online_features(
-                features=service, entity_rows=[{"symbol": sym} for sym in DEMO_SYMBOLS]
-            ).to_df()
-            present = int(frame.drop(columns=["symbol"]).notna().sum().sum())
-            width = frame.shape[1] - 1
-            out.write(f"Online {name}: {width} features x {len(frame)} symbols, {present} values present\n")
-    return 0
+DEMO_SYMBOLS = ("AAPL", "MSFT", "NVDA", "SPY")
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
-    del parser, name  # no options yet
+    del name
+    parser.add_argument("--symbols", default=",".join(DEMO_SYMBOLS), help="comma-separated tickers")
+    parser.add_argument("--days", type=int, default=120, help="calendar days of daily history to backfill")
+    parser.add_argument("--stream-seconds", type=float, default=5.0, help="seconds of real-time streaming (0: skip)")
+
+
+def _recent_sessions(n: int) -> tuple[dt.date, dt.date]:
+    """The last ``n`` complete sessions (New York), ending before today."""
+    today = pd.Timestamp.now(tz=calendar.NEW_YORK).date()
+    days = calendar.sessions(today - dt.timedelta(days=10 + 2 * n), today - dt.timedelta(days=1))
+    chosen = days[-n:]
+    return chosen[0].date(), chosen[-1].date()
+
+
+def run_demo(
+    s: Settings, out: TextIO, symbols: list[str] | None = None, days: int = 120, stream_seconds: float = 5.0
+) -> int:
+    from ingestion.jobs.runs import run_ohlcv, write_online
+    from ingestion.runtime import runtime
+    from ingestion.store.feast_repo import open_store
+
+    symbols = symbols or list(DEMO_SYMBOLS)
+    end = _recent_sessions(1)[1]
+    start = end - dt.timedelta(days=days)
+    minute_start, minute_end = _recent_sessions(2)
+    with runtime(s) as rt:
+        out.write(f"Data dir: {rt.settings.data_dir}\nfeast apply: ok\n")
+        daily = run_ohlcv(rt, symbols, start, end, "day")
+        out.write(daily.table() + "\n")
+        minute = run_ohlcv(rt, symbols[:2], minute_start, minute_end, "minute")
+        out.write(minute.table() + "\n")
+        summaries = [daily, minute]
+        if importlib.util.find_spec("ingestion.jobs.flow") is not None:
+            from ingestion.jobs.runs import run_flow
+
+            flow = run_flow(rt, symbols, end - dt.timedelta(days=14), end)
+            out.write(flow.table() + "\n")
+            summaries.append(flow)
+        for summary in summaries:
+            write_online(rt, summary)
+        if stream_seconds > 0 and importlib.util.find_spec("ingestion.stream.demo") is not None:
+            from ingestion.stream.demo import stream_briefly
+
+            out.write(stream_briefly(rt, symbols[:2], stream_seconds) + "\n")
+        store = open_store(rt.settings, rt.redis_url)
+        with pd.option_context("display.width", 160, "display.max_columns", 12):
+            for name in ("daily_model", "intraday_model"):
+                frame = store.get_online_features(
+                    features=store.get_feature_service(name), entity_rows=[{"symbol": sym} for sym in symbols]
+                ).to_df()
+                present = int(frame.drop(columns=["symbol"]).notna().sum().sum())
+                out.write(f"\nOnline features, {name} ({present} values present):\n")
+                out.write(frame.set_index("symbol").T.head(14).to_string() + "\n")
+            out.write("\nTraining frame (point in time: 10:00 New York gets the previous session's close):\n")
+            out.write(_training_frame(store, symbols, end).to_string(index=False) + "\n")
+        failed = any(not x.ok for x in summaries)
+    return 1 if failed else 0
+
+
+def _training_frame(store: object, symbols: list[str], end: dt.date) -> pd.DataFrame:
+    days = [d.date() for d in calendar.sessions(end - dt.timedelta(days=8), end)]
+    entity = pd.DataFrame(
+        [
+            {"symbol": sym, "event_timestamp": pd.Timestamp(f"{d} 10:00", tz=calendar.NEW_YORK).tz_convert("UTC")}
+            for sym in symbols[:2]
+            for d in days
+        ]
+    )
+    frame: pd.DataFrame = store.get_historical_features(  # type: ignore[attr-defined]
+        entity_df=entity, features=["ohlcv_daily:close", "ohlcv_daily:return_1d", "ohlcv_daily:realized_vol_20d"]
+    ).to_df()
+    return frame.sort_values(["symbol", "event_timestamp"]).reset_index(drop=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_demo(settings(), out=sys.stdout)
+    from ingestion.jobs.args import parse_symbols
+
+    return run_demo(settings(), sys.stdout, parse_symbols(args.symbols), args.days, args.stream_seconds)

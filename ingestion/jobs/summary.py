@@ -23,6 +23,7 @@ class JobSummary:
     missing_minutes: int = 0
     quality_failures: Counter[str] = field(default_factory=Counter)
     errors: dict[str, str] = field(default_factory=dict)
+    datasets_touched: set[str] = field(default_factory=set)
 
     @property
     def seconds(self) -> float:
@@ -34,7 +35,9 @@ class JobSummary:
 
     def table(self) -> str:
         """A plain-text table: one row per dataset, then totals and errors."""
-        datasets = sorted(set(self.rows_written) | set(self.quarantined) | set(self.duplicates_skipped))
+        datasets = sorted(
+            set(self.rows_written) | set(self.quarantined) | set(self.duplicates_skipped) | set(self.online_keys)
+        )
         header = f"{'dataset':<22}{'written':>10}{'quarantined':>13}{'duplicates':>12}{'online keys':>13}"
         lines = [f"== {self.job} summary", header, "-" * len(header)]
         for name in datasets:
@@ -47,8 +50,9 @@ class JobSummary:
             f"api calls {self.api_calls}, cache hits {self.cache_hits}, chunks already done {self.chunks_skipped}, "
             f"missing minutes {self.missing_minutes}, time {self.seconds:.1f} s"
         )
-        if self.quality_failures:
-            lines.append("quality: " + ", ".join(f"{k}={v}" for k, v in sorted(self.quality_failures.items())))
+        if any(self.quality_failures.values()):
+            failed = sorted((k, v) for k, v in self.quality_failures.items() if v)
+            lines.append("quality failures: " + ", ".join(f"{k}={v}" for k, v in failed))
         for where, message in sorted(self.errors.items()):
             lines.append(f"error {where}: {message}")
         return "\n".join(lines)

@@ -33,7 +33,9 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 FetchPage = Callable[[int, int | None], pd.DataFrame]
-"""``fetch(newer_than_s, older_than_s)`` -> parsed flow alerts (columns include ``id`` and ``created_at`` UTC)."""
+"""``fetch(newer_than_s, older_than_s)`` -> parsed flow alerts (columns include ``id`` and ``created_at`` UTC).
+
+When the parser rejected rows, ``frame.attrs["raw_rows"]`` should hold the page's row count as the vendor sent it."""
 
 Sink = Callable[[pd.DataFrame], None]
 
@@ -127,7 +129,8 @@ class FlowAlertCollector:
             new = page[~page["id"].isin(seen)]
             seen.update(page["id"])
             pages.append(new)
-            if len(page) < self._page_limit:
+            # A page is full by the vendor's row count: rows the parser rejected still took a place in it.
+            if int(page.attrs.get("raw_rows", len(page))) < self._page_limit:
                 break
             # One second of overlap: the page may have cut through the alerts of its oldest second.
             oldest_s = math.floor(pd.Timestamp(page["created_at"].min()).value / 1e9) + 1
@@ -151,7 +154,8 @@ class FlowAlertCollector:
         fresh = alerts[~delivered]
         if fresh.empty:
             return 0
-        created_us = pd.to_datetime(fresh["created_at"], utc=True).astype("int64") // 1000
+        # as_unit: the parser stores microseconds, tests may use nanoseconds; the integer must mean microseconds.
+        created_us = pd.to_datetime(fresh["created_at"], utc=True).dt.as_unit("us").astype("int64")
         fresh = fresh.assign(_created_us=created_us.to_numpy()).sort_values(["_created_us", "id"], kind="stable")
         with self._lock:
             self._pending.append(fresh)

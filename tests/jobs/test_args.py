@@ -26,3 +26,19 @@ def test_ranges() -> None:
         parse_range("01/02/2024", "2024-01-01", today)
     with pytest.raises(ConfigError, match="future"):
         parse_range("2025-01-01", "2025-02-01", today)
+
+
+def test_cli_errors_are_one_line_with_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    from ingestion.cli import main
+
+    assert main(["backfill", "ohlcv", "--symbols", "AAPL", "--from", "2024-03-01", "--to", "2024-01-01"]) == 2
+    assert main(["compact", "--datasets", "nope"]) == 2
+    assert main(["materialize", "--views", "quarantine"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "error: --from 2024-03-01 is after --to 2024-01-01: swap them",
+        err[1],
+        err[2],
+    ]
+    assert err[1].startswith("error: --datasets 'nope' is unknown: choose from")
+    assert err[2].startswith("error: --views 'quarantine' is not a feature view")

@@ -1,0 +1,85 @@
+"""Which date ranges of a (dataset, symbol) a backfill has completed, persisted as merged intervals.
+
+The offline writer's watermark says how far the newest data reaches; a backfill also needs to know *which* older
+ranges are done, because a user may load June first and January later. Each completed chunk is recorded here after
+its rows are durable, and a run fetches only the parts of its range not yet covered. So re-running a range fetches
+nothing, a wider range fetches only what is missing, and an interrupted run resumes at the first missing chunk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+from pathlib import Path
+
+Interval = tuple[dt.date, dt.date]
+
+
+def merge(intervals: list[Interval]) -> list[Interval]:
+    """Union of inclusive date intervals; touching intervals (end + 1 day = next start) are joined."""
+    out: list[Interval] = []
+    for lo, hi in sorted(intervals):
+        if out and lo <= out[-1][1] + dt.timedelta(days=1):
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def missing(wanted: Interval, covered: list[Interval]) -> list[Interval]:
+    """The parts of ``wanted`` not inside any ``covered`` interval, in order."""
+    lo, hi = wanted
+    gaps: list[Interval] = []
+    cursor = lo
+    for c_lo, c_hi in merge(covered):
+        if c_hi < cursor:
+            continue
+        if c_lo > hi:
+            break
+        if c_lo > cursor:
+            gaps.append((cursor, min(hi, c_lo - dt.timedelta(days=1))))
+        cursor = max(cursor, c_hi + dt.timedelta(days=1))
+        if cursor > hi:
+            break
+    if cursor <= hi:
+        gaps.append((cursor, hi))
+    return gaps
+
+
+class Coverage:
+    """Completed intervals per (dataset, symbol), one small JSON file per dataset under ``state_dir/coverage``."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self._dir = state_dir / "coverage"
+        self._lock = threading.Lock()
+
+    def _path(self, dataset: str) -> Path:
+        return self._dir / f"{dataset}.json"
+
+    def _load(self, dataset: str) -> dict[str, list[Interval]]:
+        path = self._path(dataset)
+        if not path.exists():
+            return {}
+        raw = json.loads(path.read_text())
+        return {
+            sym: [(dt.date.fromisoformat(a), dt.date.fromisoformat(b)) for a, b in spans] for sym, spans in raw.items()
+        }
+
+    def get(self, dataset: str, symbol: str) -> list[Interval]:
+        with self._lock:
+            return self._load(dataset).get(symbol, [])
+
+    def add(self, dataset: str, symbol: str, interval: Interval) -> None:
+        """Record ``interval`` as complete (call only after its rows are durable)."""
+        with self._lock:
+            data = self._load(dataset)
+            data[symbol] = merge([*data.get(symbol, []), interval])
+            self._dir.mkdir(parents=True, exist_ok=True)
+            path = self._path(dataset)
+            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            payload = {s: [[a.isoformat(), b.isoformat()] for a, b in spans] for s, spans in sorted(data.items())}
+            tmp.write_text(json.dumps(payload))
+            # Renamed into place, so a crash leaves the previous state rather than a torn file.
+            tmp.replace(path)

@@ -1,0 +1,180 @@
+"""Health checks: Redis, the Feast registry, vendor reachability and auth, and feature freshness per view.
+
+Each check returns a :class:`Check` with a one-line reason, so ``python -m ingestion health`` can print what is
+wrong and exit non-zero, and long-running commands can serve the same report on ``/health``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+
+from ingestion.config import Settings
+from ingestion.errors import AuthError, IngestionError, NotEntitled
+
+DAY = 86400.0
+# Defaults: a daily view is stale when its newest value is older than a long weekend plus a holiday.
+DEFAULT_MAX_AGE: dict[str, float] = {
+    "ohlcv_daily": 4 * DAY,
+    "options_flow_daily": 4 * DAY,
+    "dark_pool_daily": 4 * DAY,
+    "etf_flow_daily": 4 * DAY,
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class HealthReport:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def text(self) -> str:
+        lines = [f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}" for c in self.checks]
+        lines.append("healthy" if self.ok else "UNHEALTHY: " + "; ".join(c.name for c in self.checks if not c.ok))
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checks": [c.__dict__ for c in self.checks]}
+
+
+def check_redis(redis_url: str | None) -> Check:
+    if not redis_url:
+        return Check("redis", False, "REDIS_URL is not set: health checks a running deployment's Redis")
+    from ingestion.store.redis_conn import connect
+
+    try:
+        client = connect(redis_url, socket_connect_timeout=2, socket_timeout=2)
+        client.ping()
+    except Exception as exc:  # any failure to reach Redis is the finding itself
+        return Check("redis", False, f"cannot reach Redis ({type(exc).__name__}): start it or fix REDIS_URL")
+    return Check("redis", True, "reachable")
+
+
+def check_registry(s: Settings, redis_url: str) -> tuple[Check, Any]:
+    from ingestion.datasets import FEATURE_DATASETS
+    from ingestion.store.feast_repo import open_store
+
+    if not s.registry_path.exists():
+        return Check("registry", False, f"no registry at {s.registry_path}: run `python -m ingestion apply`"), None
+    store = open_store(s, redis_url)
+    missing = {d.name for d in FEATURE_DATASETS} - {v.name for v in store.list_feature_views()}
+    if missing:
+        return Check("registry", False, f"views not applied: {', '.join(sorted(missing))}; run apply"), store
+    return Check("registry", True, f"{len(FEATURE_DATASETS)} feature views applied"), store
+
+
+def check_vendor(vendor: str, base_url: str, key: str | None, path: str, hint: str) -> Check:
+    """One cheap authenticated request, no retries: is the vendor reachable and is the key accepted?"""
+    if not key:
+        return Check(vendor, True, f"skipped: no key ({hint} unset), the commands use the simulators")
+    from ingestion.http import RetryPolicy
+    from ingestion.vendor_http import HTTPOptions, build_vendor_http
+
+    http = build_vendor_http(vendor, base_url, key, HTTPOptions(use_cache=False, retry=RetryPolicy(max_attempts=1)))
+    try:
+        http.get("health", path)
+    except AuthError:
+        return Check(vendor, False, f"the key was rejected (401): check {hint}")
+    except NotEntitled:
+        return Check(vendor, True, "reachable; key valid (this endpoint is outside the plan)")
+    except IngestionError as exc:
+        return Check(vendor, False, f"unreachable or failing: {exc}")
+    finally:
+        http.close()
+    return Check(vendor, True, "reachable, key accepted")
+
+
+def check_freshness(
+    store: Any, symbols: Iterable[str], max_age: Mapping[str, float], now: float | None = None
+) -> list[Check]:
+    from ingestion.ops.alerts import FRESHNESS_BREACHED, raise_alert
+    from ingestion.ops.freshness import feature_ages
+
+    ages = feature_ages(store, list(max_age), list(symbols), now)
+    checks = []
+    for view, limit in max_age.items():
+        age = ages.get(view)
+        if age is None:
+            checks.append(Check(f"freshness {view}", False, "no online value: run a backfill or materialize"))
+        elif age > limit:
+            detail = f"newest value is {age / 3600:.1f} h old (limit {limit / 3600:.1f} h)"
+            raise_alert(FRESHNESS_BREACHED, f"{view}: {detail}", view=view, age_seconds=age)
+            checks.append(Check(f"freshness {view}", False, detail))
+        else:
+            checks.append(Check(f"freshness {view}", True, f"{age / 3600:.1f} h old (limit {limit / 3600:.1f} h)"))
+    return checks
+
+
+def run_health(
+    s: Settings,
+    symbols: Iterable[str],
+    max_age: Mapping[str, float] | None = None,
+    *,
+    vendors: bool = True,
+    now: float | None = None,
+) -> HealthReport:
+    """Every check, in dependency order: a failed Redis check skips what needs Redis."""
+    report = HealthReport()
+    if vendors:
+        report.checks.append(
+            check_vendor(
+                "polygon", s.polygon_base_url, s.polygon_api_key, "/v3/reference/tickers/AAPL", "POLYGON_API_KEY"
+            )
+        )
+        report.checks.append(
+            check_vendor("unusual_whales", s.uw_base_url, s.uw_api_token, "/api/market/market-tide", "UW_API_TOKEN")
+        )
+    redis_check = check_redis(s.redis_url)
+    report.checks.append(redis_check)
+    if not redis_check.ok or s.redis_url is None:
+        return report
+    registry, store = check_registry(s, s.redis_url)
+    report.checks.append(registry)
+    if store is not None and registry.ok:
+        report.checks.extend(check_freshness(store, symbols, DEFAULT_MAX_AGE if max_age is None else max_age, now))
+    return report
+
+
+def serve_health(report: Callable[[], HealthReport], port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    """Serve ``GET /health`` (200 healthy, 503 not, JSON body) in a daemon thread; results cached for 5 s."""
+    cache: dict[str, Any] = {"at": 0.0, "report": None}
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] != "/health":
+                self.send_error(404)
+                return
+            with lock:
+                if cache["report"] is None or time.monotonic() - cache["at"] > 5.0:
+                    cache["report"], cache["at"] = report(), time.monotonic()
+                current: HealthReport = cache["report"]
+            body = orjson.dumps(current.as_dict())
+            self.send_response(200 if current.ok else 503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="health-http", daemon=True).start()
+    return server

@@ -1,0 +1,41 @@
+"""``health``: exit 0 when Redis, the registry, the vendors and the online data are healthy; otherwise say why."""
+
+from __future__ import annotations
+
+import argparse
+
+from ingestion.errors import ConfigError
+
+HELP = "check vendors, Redis, the Feast registry and feature freshness; non-zero exit with reasons when unhealthy"
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_age(text: str) -> tuple[str, float]:
+    """``ohlcv_daily=4d`` -> ("ohlcv_daily", 345600.0)."""
+    view, sep, amount = text.partition("=")
+    if not sep or not amount or amount[-1] not in _UNITS:
+        raise ConfigError(f"--max-age {text!r}: use VIEW=AGE with s, m, h or d, e.g. --max-age ohlcv_daily=4d")
+    try:
+        return view.strip(), float(amount[:-1]) * _UNITS[amount[-1]]
+    except ValueError:
+        raise ConfigError(f"--max-age {text!r}: the age must be a number, e.g. 4d") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    del name
+    parser.add_argument("--symbols", default="AAPL,MSFT,SPY", help="symbols whose online values are checked")
+    parser.add_argument("--max-age", action="append", default=[], help="VIEW=AGE, e.g. realtime_quotes=2m (repeat)")
+    parser.add_argument("--no-vendors", action="store_true", help="skip the vendor reachability checks")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ingestion.config import settings
+    from ingestion.jobs.args import parse_symbols
+    from ingestion.ops.health import DEFAULT_MAX_AGE, run_health
+
+    max_age = dict(DEFAULT_MAX_AGE)
+    max_age.update(parse_age(a) for a in args.max_age)
+    report = run_health(settings(), parse_symbols(args.symbols), max_age, vendors=not args.no_vendors)
+    print(report.text())
+    return 0 if report.ok else 1

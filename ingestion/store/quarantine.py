@@ -1,0 +1,67 @@
+"""The quarantine: rows that failed validation, stored with their reason and source in the ``quarantine`` dataset.
+
+Rejected rows go through the same offline writer as good rows (same layout, atomic part files), so nothing is
+dropped silently and a rerun does not duplicate them: the part file name is a digest of the rows' key
+(dataset, source, payload), which does not include the quarantine time. There is no symbol column, so no watermark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from ingestion.datasets import EVENT_TS, QUARANTINE
+from ingestion.rejects import Rejected
+from ingestion.store.offline import AppendResult, OfflineWriter, dedupe_on_key, read_dataset
+
+
+def rejects_frame(rejects: Sequence[Rejected], at: datetime) -> pd.DataFrame:
+    """Rejected records as rows of the quarantine dataset, stamped ``at`` (UTC)."""
+    return pd.DataFrame(
+        {
+            "dataset": [r.dataset for r in rejects],
+            "source": [r.source for r in rejects],
+            "reason": [r.reason for r in rejects],
+            "payload": [r.payload_json() for r in rejects],
+            EVENT_TS: pd.Series([at] * len(rejects), dtype="datetime64[us, UTC]"),
+        }
+    )
+
+
+class Quarantine:
+    """Writes :class:`~ingestion.rejects.Rejected` rows under ``<data_dir>/offline/quarantine`` and counts them."""
+
+    def __init__(self, data_dir: Path, *, writer: OfflineWriter | None = None) -> None:
+        self.data_dir = data_dir
+        self.writer = writer or OfflineWriter(data_dir)
+
+    def write(self, rejects: Sequence[Rejected], *, at: datetime | None = None) -> AppendResult:
+        """Store the rejected rows (``at`` defaults to now, UTC). Empty input writes nothing."""
+        if not rejects:
+            return AppendResult(dataset=QUARANTINE.name)
+        return self.writer.append(QUARANTINE, rejects_frame(rejects, at or datetime.now(UTC)))
+
+    def read(self) -> pd.DataFrame:
+        """Every quarantined row, one per (dataset, source, payload)."""
+        return dedupe_on_key(QUARANTINE, read_dataset(self.data_dir, QUARANTINE)).reset_index(drop=True)
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Quarantined rows by (dataset, reason)."""
+        frame = self.read()
+        if frame.empty:
+            return {}
+        grouped = frame.groupby(["dataset", "reason"], sort=True).size()
+        return {(str(d), str(r)): int(n) for (d, r), n in grouped.items()}
+
+    def counts_by_dataset(self) -> dict[str, int]:
+        """Quarantined rows by target dataset."""
+        totals: dict[str, int] = {}
+        for (dataset, _), n in self.counts().items():
+            totals[dataset] = totals.get(dataset, 0) + n
+        return totals
+
+
+__all__ = ["Quarantine", "rejects_frame"]
