@@ -62,7 +62,16 @@ def runtime(
             from ingestion.simulators.market import Market
             from ingestion.simulators.stack import SimulatorStack
 
-            sims = stack.enter_context(SimulatorStack(Market(seed=seed), replay=replay))
+            if replay is None:
+                from ingestion.simulators.polygon_ws import Replay
+
+                # A past session from 10:00 New York at a steady 5000 events/s, not the whole day in one burst.
+                replay = Replay(start_minute=30, rate=5_000.0)
+            from ingestion.simulators.unusual_whales import UWPlan
+
+            # The keyless demo should not crawl at a real plan's 120 requests a minute; tests keep the real plan.
+            fast = {UW_SIM_TOKEN: UWPlan("simulator", per_minute=6_000, per_day=1_000_000)}
+            sims = stack.enter_context(SimulatorStack(Market(seed=seed), replay=replay, uw_tokens=fast))
             urls = sims.env()
         polygon_url, ws_url, uw_url = s.polygon_base_url, s.polygon_ws_url, s.uw_base_url
         if not s.polygon_api_key:

@@ -24,6 +24,7 @@ pytest_plugins = [
     "fixtures.http",
     "fixtures.store",
     "fixtures.retrieval",
+    "fixtures.stream",
 ]
 
 

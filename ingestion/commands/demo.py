@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import sys
 from typing import TextIO
 
@@ -42,7 +41,7 @@ def _recent_sessions(n: int) -> tuple[dt.date, dt.date]:
 def run_demo(
     s: Settings, out: TextIO, symbols: list[str] | None = None, days: int = 120, stream_seconds: float = 5.0
 ) -> int:
-    from ingestion.jobs.runs import run_ohlcv, write_online
+    from ingestion.jobs.runs import run_flow, run_ohlcv, write_online
     from ingestion.runtime import runtime
     from ingestion.store.feast_repo import open_store
 
@@ -53,22 +52,16 @@ def run_demo(
     with runtime(s) as rt:
         out.write(f"Data dir: {rt.settings.data_dir}\nfeast apply: ok\n")
         daily = run_ohlcv(rt, symbols, start, end, "day")
-        out.write(daily.table() + "\n")
         minute = run_ohlcv(rt, symbols[:2], minute_start, minute_end, "minute")
-        out.write(minute.table() + "\n")
-        summaries = [daily, minute]
-        if importlib.util.find_spec("ingestion.jobs.flow") is not None:
-            from ingestion.jobs.runs import run_flow
-
-            flow = run_flow(rt, symbols, end - dt.timedelta(days=14), end)
-            out.write(flow.table() + "\n")
-            summaries.append(flow)
+        flow = run_flow(rt, symbols, end - dt.timedelta(days=14), end)
+        summaries = [daily, minute, flow]
         for summary in summaries:
             write_online(rt, summary)
-        if stream_seconds > 0 and importlib.util.find_spec("ingestion.stream.demo") is not None:
-            from ingestion.stream.demo import stream_briefly
+            out.write(summary.table() + "\n")
+        if stream_seconds > 0:
+            from ingestion.stream.cli import StreamOptions, stream_with
 
-            out.write(stream_briefly(rt, symbols[:2], stream_seconds) + "\n")
+            stream_with(rt, StreamOptions(symbols=symbols[:2], seconds=stream_seconds), out)
         store = open_store(rt.settings, rt.redis_url)
         with pd.option_context("display.width", 160, "display.max_columns", 12):
             for name in ("daily_model", "intraday_model"):

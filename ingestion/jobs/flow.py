@@ -215,7 +215,10 @@ def flow_client(rt: Runtime, workers: int = 4, **kw: Any) -> EnhancedUnusualWhal
     stack = rt.stack
     uw = getattr(stack, "uw", None) if rt.simulated_uw else None
     clock = kw.pop("clock", None) or (uw.clock.now if uw is not None else None)
-    extra = {"clock": clock} if clock is not None else {}
+    extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
+    if uw is not None:
+        # Our own simulator's plan (see ingestion.runtime) allows far more than a real plan's 120 a minute.
+        extra.setdefault("requests_per_minute", 3_000)
     return EnhancedUnusualWhalesClient(
         rt.uw_token, rt.settings.uw_base_url, redis_url=rt.redis_url, max_workers=workers, **extra, **kw
     )

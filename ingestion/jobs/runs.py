@@ -42,13 +42,13 @@ def run_ohlcv(
         bar.close()
         client.close()
     summary.datasets_touched.add(OHLCV_DATASETS[timespan].name)
-    return summary
+    return summary.finish()
 
 
 def run_flow(rt: Runtime, symbols: list[str], start: dt.date, end: dt.date, workers: int = 4) -> JobSummary:
     from ingestion.jobs.flow import backfill_flow
 
-    return backfill_flow(rt, symbols, start, end, workers)
+    return backfill_flow(rt, symbols, start, end, workers).finish()
 
 
 def write_online(rt: Runtime, summary: JobSummary) -> None:

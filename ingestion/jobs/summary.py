@@ -25,9 +25,16 @@ class JobSummary:
     errors: dict[str, str] = field(default_factory=dict)
     datasets_touched: set[str] = field(default_factory=set)
 
+    ended: float | None = None
+
     @property
     def seconds(self) -> float:
-        return time.monotonic() - self.started
+        return (self.ended or time.monotonic()) - self.started
+
+    def finish(self) -> JobSummary:
+        """Stop the job's clock (the table may be printed later)."""
+        self.ended = time.monotonic()
+        return self
 
     @property
     def ok(self) -> bool:

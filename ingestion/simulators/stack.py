@@ -53,6 +53,7 @@ class SimulatorStack:
         ws_faults: WsFaults | None = None,
         with_uw: bool = True,
         record_ws: bool = True,
+        uw_tokens: Any = None,
     ) -> None:
         self.market = market or Market(seed=seed)
         self.clock = clock or SimClock()
@@ -68,7 +69,9 @@ class SimulatorStack:
             record=record_ws,
         )
         factory = uw_factory() if with_uw else None
-        self.uw: SimServer | None = factory(self.market, clock=self.clock, port=uw_port) if factory else None
+        self.uw: SimServer | None = (
+            factory(self.market, tokens=uw_tokens, clock=self.clock, port=uw_port) if factory else None
+        )
 
     def start(self) -> SimulatorStack:
         started: list[Any] = []

@@ -436,7 +436,10 @@ FLOW_ALERT_RECORD: Final = Record(
         Field("issue_type", "str"),
     ),
     # Lists of trade ids and exchanges do not fit a row of a daily feature; url is always "".
-    ignored=frozenset({"trade_ids", "exchanges", "upstream_condition_details", "url"}),
+    ignored=frozenset(
+        # Company context from the live feed (sector, earnings dates): known, not features of a flow alert.
+        {"trade_ids", "exchanges", "upstream_condition_details", "url", "sector", "er_time", "next_earnings_date"}
+    ),
     hook=_flow_alert_hook,
     bare_object=True,
 )

@@ -6,6 +6,7 @@ integer column must not turn the whole column into float64, as stock Feast does 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,7 +72,9 @@ class ConnectionOptions:
         # Row order is restored from the entity row id afterwards; DuckDB need not keep scan order, which saves memory.
         con.execute("SET preserve_insertion_order = false")
         # A training job's log is no place for a progress bar drawn on stderr.
-        con.execute("SET enable_progress_bar = false")
+        # Inside Jupyter DuckDB refuses to touch this setting unless ipywidgets is installed; its bar is off there.
+        with contextlib.suppress(duckdb.InvalidInputException):
+            con.execute("SET enable_progress_bar = false")
         if self.threads:
             con.execute(f"SET threads = {int(self.threads)}")
         if self.memory_limit:

@@ -1,0 +1,118 @@
+"""Refill from REST: the minute bars a stream gap (or the stream's late start) left incomplete.
+
+The WebSocket has no replay, so after a reconnect or a queue overflow the minutes between the last event before
+the hole and the first after it are fetched as one-minute aggregates through the REST client (the same path as a
+backfill) and written to the offline ``ohlcv_minute`` dataset. The stream never writes its own bars for those
+minutes (see :mod:`ingestion.stream.aggregator`), so the record has neither a hole nor a duplicate.
+
+Prices are as traded (``adjusted=False``), like the feed. The fetcher is injected: anything with the signature of
+:data:`MinuteFetcher` works, normally :func:`rest_minute_fetcher` over ``PolygonRESTClient.get_aggregates``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ingestion.datasets import CREATED_TS, OHLCV_MINUTE
+from ingestion.errors import IngestionError
+from ingestion.stream.aggregator import RefillWindow
+
+log = logging.getLogger(__name__)
+
+MinuteFetcher = Callable[[str, int, int], pd.DataFrame]
+"""``fetch(symbol, start_ms, end_ms)``: raw one-minute bars whose window start lies in ``[start_ms, end_ms]``
+(epoch ms UTC), in the standard aggregates frame of ``PolygonRESTClient.get_aggregates``."""
+
+
+def rest_minute_fetcher(client: Any) -> MinuteFetcher:
+    """A fetcher over a ``PolygonRESTClient`` (anything with its ``get_aggregates`` signature)."""
+
+    def fetch(symbol: str, start_ms: int, end_ms: int) -> pd.DataFrame:
+        frame: pd.DataFrame = client.get_aggregates(
+            symbol, 1, "minute", start_ms, end_ms, adjusted=False, sort="asc", limit=50_000
+        )
+        return frame
+
+    return fetch
+
+
+@dataclass
+class RefillResult:
+    """One window's refill: the rows written, and per symbol the REST volume and first open (for the day state)."""
+
+    window: RefillWindow
+    rows: pd.DataFrame
+    volume: dict[str, float] = field(default_factory=dict)
+    first_open: dict[str, float | None] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def minutes(self) -> int:
+        return len(self.rows)
+
+
+class Refiller:
+    """Fetches a window's minutes for its symbols; never raises for one bad symbol (its error is reported)."""
+
+    def __init__(self, fetch: MinuteFetcher) -> None:
+        self.fetch = fetch
+        self.windows = 0
+        self.minutes = 0
+        self.failures = 0
+        self._done: dict[str, set[int]] = {}
+
+    def refill(self, window: RefillWindow, symbols: Iterable[str], created: pd.Timestamp) -> RefillResult:
+        """Fetch ``window`` for ``symbols`` (the window's own when it names them) as ``ohlcv_minute`` rows."""
+        wanted = sorted(window.symbols) if window.symbols is not None else sorted(set(symbols))
+        frames: list[pd.DataFrame] = []
+        result = RefillResult(window=window, rows=pd.DataFrame(columns=OHLCV_MINUTE.column_names))
+        lo = pd.Timestamp(window.start_ms, unit="ms", tz="UTC")
+        hi = pd.Timestamp(window.end_ms, unit="ms", tz="UTC")
+        for symbol in wanted:
+            try:
+                bars = self.fetch(symbol, window.start_ms, window.end_ms)
+            except IngestionError as exc:
+                self.failures += 1
+                result.errors[symbol] = str(exc)
+                log.error("refill %s %s..%s failed: %s", symbol, lo, hi, exc)
+                continue
+            if bars.empty:
+                result.volume[symbol] = 0.0
+                result.first_open[symbol] = None
+                continue
+            starts = pd.to_datetime(bars["window_start"], utc=True)
+            minute_ms = starts.astype("int64").to_numpy() // 1_000
+            done = self._done.setdefault(symbol, set())
+            # Windows can share a minute (two drops in one minute, a drop in the seed's last minute): each
+            # (symbol, minute) is written, and its volume counted, once.
+            fresh = (starts >= lo).to_numpy() & (starts <= hi).to_numpy() & ~pd.Series(minute_ms).isin(done).to_numpy()
+            done.update(int(m) for m in minute_ms[fresh])
+            bars = bars[fresh].copy()
+            bars["symbol"] = symbol
+            bars[CREATED_TS] = created
+            bars["adjusted"] = False
+            frames.append(bars)
+            result.volume[symbol] = float(bars["volume"].sum())
+            result.first_open[symbol] = float(bars["open"].iloc[0]) if len(bars) else None
+        if frames:
+            result.rows = pd.concat(frames, ignore_index=True).loc[:, OHLCV_MINUTE.column_names]
+        self.windows += 1
+        self.minutes += len(result.rows)
+        log.info(
+            "refill (%s) %s..%s: %d minute bars for %d symbols%s",
+            window.reason,
+            lo.isoformat(),
+            hi.isoformat(),
+            len(result.rows),
+            len(wanted),
+            f", {len(result.errors)} failed" if result.errors else "",
+        )
+        return result
+
+
+__all__ = ["MinuteFetcher", "RefillResult", "Refiller", "rest_minute_fetcher"]
