@@ -1,7 +1,11 @@
 """Market-data ingestion for Feast: Polygon.io and Unusual Whales into Parquet (offline) and Redis (online).
 
-The public face is re-exported here; everything else is free to change.
+The public face is re-exported here; everything else is free to change. The clients are loaded on first use, so
+``import ingestion`` (and every command's start-up) does not pay for pandas, requests and websockets.
 """
+
+from importlib import import_module
+from typing import Any
 
 from ingestion.errors import (
     AuthError,
@@ -18,17 +22,41 @@ from ingestion.errors import (
     VendorError,
 )
 
+_LAZY = {
+    "CircuitBreaker": "ingestion.http.breaker",
+    "CircuitState": "ingestion.http.breaker",
+    "EnhancedUnusualWhalesClient": "ingestion.unusual_whales.client",
+    "PolygonClient": "ingestion.polygon.client",
+    "PolygonRESTClient": "ingestion.polygon.rest",
+    "PolygonWebSocketClient": "ingestion.polygon.websocket",
+    "UnusualWhalesClient": "ingestion.unusual_whales.client",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ingestion' has no attribute {name!r}")
+
+
 __all__ = [
     "AuthError",
+    "CircuitBreaker",
     "CircuitOpen",
+    "CircuitState",
     "ClientError",
     "ConfigError",
+    "EnhancedUnusualWhalesClient",
     "IngestionError",
     "NotEntitled",
+    "PolygonClient",
+    "PolygonRESTClient",
+    "PolygonWebSocketClient",
     "QuotaExhausted",
     "RateLimited",
     "SchemaError",
     "ServerError",
     "TransportError",
+    "UnusualWhalesClient",
     "VendorError",
 ]

@@ -26,6 +26,18 @@ def _calendar() -> Any:
     return xc.get_calendar("XNYS", start=_FIRST)
 
 
+def as_date(value: str | dt.date | dt.datetime | int) -> dt.date:
+    """A calendar date from ``YYYY-MM-DD``, a ``date``, a ``datetime`` (its own date) or epoch milliseconds (the New
+    York date of that instant, as Polygon's ``from``/``to`` accept)."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, int):
+        return new_york_date(pd.Timestamp(value, unit="ms", tz="UTC"))
+    return dt.date.fromisoformat(value)
+
+
 def _day(value: str | dt.date | pd.Timestamp) -> pd.Timestamp:
     return pd.Timestamp(value).normalize().tz_localize(None)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +22,8 @@ from typing import Any
 
 import pandas as pd
 
-from ingestion.config import POLYGON_DEFAULT_BASE_URL
+from ingestion.calendar import as_date
+from ingestion.config import POLYGON_DEFAULT_BASE_URL, settings
 from ingestion.errors import ConfigError, IngestionError
 from ingestion.http import CacheTTL, HTTPResult, VendorHTTP
 from ingestion.polygon import envelope
@@ -48,20 +48,10 @@ DateLike = str | dt.date | dt.datetime | int
 
 def polygon_api_key(explicit: str | None = None) -> str:
     """The key passed in, else ``POLYGON_API_KEY`` or ``MASSIVE_API_KEY`` read now (never at import)."""
-    key = explicit or os.environ.get("POLYGON_API_KEY") or os.environ.get("MASSIVE_API_KEY")
-    if not key or not key.strip():
+    key = (explicit or "").strip() or settings().polygon_api_key
+    if not key:
         raise ConfigError("no Polygon API key: set POLYGON_API_KEY (or MASSIVE_API_KEY), or run against the simulator")
-    return key.strip()
-
-
-def _as_date(value: DateLike) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, int):
-        return pd.Timestamp(value, unit="ms", tz="UTC").tz_convert("America/New_York").date()  # type: ignore[no-any-return]
-    return dt.date.fromisoformat(value)
+    return key
 
 
 def chunk_range(timespan: str, multiplier: int, start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:
@@ -178,7 +168,7 @@ class PolygonRESTClient:
     ) -> ParseResult:
         """Every bar of the range, all chunks and pages, as a :class:`ParseResult` (rejected rows kept apart)."""
         symbol = symbol.strip().upper()
-        start, end = _as_date(from_date), _as_date(to_date)
+        start, end = as_date(from_date), as_date(to_date)
         today = pd.Timestamp.now(tz="America/New_York").date()
         frames: list[pd.DataFrame] = []
         rejected: list[Rejected] = []
@@ -280,7 +270,7 @@ class PolygonRESTClient:
 
     def get_ticker_details(self, symbol: str, date: DateLike | None = None) -> dict[str, Any]:
         """Reference data of a ticker (``date`` for a point in time) as a dict of the vendor's fields."""
-        params = {"date": _as_date(date).isoformat()} if date is not None else None
+        params = {"date": as_date(date).isoformat()} if date is not None else None
         page = self._get(
             "ticker_details", f"/v3/reference/tickers/{symbol.strip().upper()}", params, CacheTTL.REFERENCE
         )
@@ -294,7 +284,7 @@ class PolygonRESTClient:
         """Up to ``limit`` news items mentioning ``symbol`` (``published_utc`` as UTC timestamps)."""
         params: dict[str, Any] = {"ticker": symbol.strip().upper(), "order": order, "limit": min(limit, 1000)}
         if published_utc_gte is not None:
-            params["published_utc.gte"] = _as_date(published_utc_gte).isoformat()
+            params["published_utc.gte"] = as_date(published_utc_gte).isoformat()
         frames = []
         total = 0
         for page in self._pages("news", "/v2/reference/news", params, CacheTTL.NEWS):

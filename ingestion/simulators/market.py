@@ -88,7 +88,7 @@ class Market:
 
     def minute_bars(self, symbol: str, day: dt.date | str, adjusted: bool = True) -> pd.DataFrame:
         """Minute bars of one session (regular hours), columns :data:`MINUTE_COLUMNS`; empty if no session."""
-        day = _as_date(day)
+        day = calendar.as_date(day)
         if not self.has_symbol(symbol) or day < self.start or day > self.last_day or not calendar.is_session(day):
             return _empty_minutes()
         block = self._year_block(symbol, day.year)
@@ -157,10 +157,6 @@ class Market:
     def last_raw_close(self, symbol: str, year: int) -> float:
         """Raw close of the last session before ``year`` (the base price for the first year)."""
         return _last_raw_close(self.seed, symbol, year, self.start, self.last_day, tuple(self.splits.get(symbol, ())))
-
-
-def _as_date(value: dt.date | str) -> dt.date:
-    return pd.Timestamp(value).date()  # type: ignore[no-any-return]
 
 
 def _empty_minutes() -> pd.DataFrame:

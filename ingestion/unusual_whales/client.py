@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +31,7 @@ import orjson
 import pandas as pd
 
 from ingestion import calendar
-from ingestion.config import UW_DEFAULT_BASE_URL
+from ingestion.config import UW_DEFAULT_BASE_URL, settings
 from ingestion.errors import ConfigError, IngestionError
 from ingestion.http import CacheTTL, Clock, HTTPResult, VendorHTTP, wall_clock
 from ingestion.rejects import ParseResult, Rejected
@@ -60,19 +59,10 @@ Parser = Callable[..., ParseResult]
 
 def uw_api_token(explicit: str | None = None) -> str:
     """The token passed in, else ``UW_API_TOKEN`` read now (never at import)."""
-    token = explicit or os.environ.get("UW_API_TOKEN")
-    if not token or not token.strip():
+    token = (explicit or "").strip() or settings().uw_api_token
+    if not token:
         raise ConfigError("no Unusual Whales token: set UW_API_TOKEN, or run against the simulator")
-    return token.strip()
-
-
-def as_date(value: DateLike) -> dt.date:
-    """A ``date``, a ``datetime`` (its own date) or ``YYYY-MM-DD``."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(value)
+    return token
 
 
 def epoch_seconds(value: DateLike | pd.Timestamp | int | float) -> int:
@@ -299,8 +289,8 @@ class EnhancedUnusualWhalesClient:
     ) -> pd.DataFrame:
         """Flow alerts created on New York days ``from_date`` to ``to_date`` (inclusive), every page; without dates
         the newest page. Filters: contracts traded, open interest, premium (USD), tickers."""
-        newer = epoch_seconds(as_date(from_date)) if from_date is not None else None
-        older = epoch_seconds(as_date(to_date) + dt.timedelta(days=1)) - 1 if to_date is not None else None
+        newer = epoch_seconds(calendar.as_date(from_date)) if from_date is not None else None
+        older = epoch_seconds(calendar.as_date(to_date) + dt.timedelta(days=1)) - 1 if to_date is not None else None
         filters = _alert_filters(
             ticker_symbol=ticker_symbol, min_volume=min_volume, min_open_interest=min_open_interest,
             min_premium=min_premium,
@@ -346,7 +336,7 @@ class EnhancedUnusualWhalesClient:
     def fetch_options_volume(self, ticker: str, date: DateLike | None = None, limit: int = 1) -> ParseResult:
         """Daily options volume and premium of the ``limit`` sessions ending at ``date`` (a session, New York)."""
         sym = _symbol(ticker)
-        day = as_date(date) if date is not None else None
+        day = calendar.as_date(date) if date is not None else None
         params = {"date": day.isoformat() if day else None, "limit": max(1, min(limit, 500))}
         path = parse.OPTIONS_VOLUME.format(ticker=sym)
         return self._fetch(parse.parse_options_volume, "options-volume", path, params, self._ttl_for(day))
@@ -357,14 +347,14 @@ class EnhancedUnusualWhalesClient:
 
     def get_net_premium_ticks(self, ticker: str, date: DateLike | None = None) -> pd.DataFrame:
         """Per-minute net premium of a session (``tape_time`` = the minute, UTC); the current session by default."""
-        day = as_date(date) if date is not None else None
+        day = calendar.as_date(date) if date is not None else None
         path = parse.NET_PREM_TICKS.format(ticker=_symbol(ticker))
         params = {"date": day.isoformat() if day else None}
         return self._frame(self._fetch(parse.parse_net_prem_ticks, "net-prem-ticks", path, params, self._ttl_for(day)))
 
     def get_market_tide(self, date: DateLike | None = None, interval_5m: bool | None = None) -> pd.DataFrame:
         """Market-wide cumulative net premium ticks of a session (the current one by default)."""
-        day = as_date(date) if date is not None else None
+        day = calendar.as_date(date) if date is not None else None
         params = {"date": day.isoformat() if day else None, "interval_5m": interval_5m}
         return self._frame(
             self._fetch(parse.parse_market_tide, "market-tide", parse.MARKET_TIDE, params, self._ttl_for(day))
@@ -383,7 +373,7 @@ class EnhancedUnusualWhalesClient:
     ) -> ParseResult:
         """Dark-pool prints, newest first. With ``ticker``: ``/api/darkpool/{ticker}`` for ``date`` (New York) or the
         ``newer_than``/``older_than`` window (epoch seconds), every page. Without: the market-wide recent feed."""
-        day = as_date(date) if date is not None else None
+        day = calendar.as_date(date) if date is not None else None
         day_param = day.isoformat() if day else None
         if ticker is None:
             params = {"date": day_param, "limit": 200}
@@ -435,10 +425,10 @@ class EnhancedUnusualWhalesClient:
         vendor's groups (same owner, day and code). ``page_size`` rows per request (at most 500).
         """
         size = max(1, min(page_size, INSIDER_PAGE))
-        end = as_date(end_date) if end_date is not None else None
+        end = calendar.as_date(end_date) if end_date is not None else None
         params: dict[str, Any] = {
             "ticker_symbol": _symbols_param(ticker),
-            "start_date": as_date(start_date).isoformat() if start_date is not None else None,
+            "start_date": calendar.as_date(start_date).isoformat() if start_date is not None else None,
             "end_date": end.isoformat() if end else None,
             "group": group,
             "limit": size,
@@ -489,9 +479,9 @@ class EnhancedUnusualWhalesClient:
         self, ticker: str, start_date: DateLike | None = None, end_date: DateLike | None = None
     ) -> ParseResult:
         """Daily creations/redemptions of an ETF over ``[start_date, end_date]`` (at most 3 years per call)."""
-        end = as_date(end_date) if end_date is not None else None
+        end = calendar.as_date(end_date) if end_date is not None else None
         params = {
-            "start_date": as_date(start_date).isoformat() if start_date is not None else None,
+            "start_date": calendar.as_date(start_date).isoformat() if start_date is not None else None,
             "end_date": end.isoformat() if end else None,
         }
         path = parse.ETF_IN_OUTFLOW.format(ticker=_symbol(ticker))
@@ -571,8 +561,6 @@ class EnhancedUnusualWhalesClient:
             raise ConfigError("no sink for flow alerts: pass sink= (or flow_sink= to the client)")
         path = state_path or self.state_path
         if path is None:
-            from ingestion.config import settings
-
             path = settings().state_dir / "uw_flow_collector.json"
         filters = _alert_filters(ticker_symbol=ticker_symbol, limit=ALERT_PAGE)
 
@@ -685,7 +673,6 @@ __all__ = [
     "ActivityReport",
     "EnhancedUnusualWhalesClient",
     "UnusualWhalesClient",
-    "as_date",
     "epoch_seconds",
     "uw_api_token",
 ]
