@@ -36,6 +36,8 @@ class Column:
     dtype: pa.DataType
     description: str
     feature: bool = True
+    default: object = None
+    """Value a writer fills in when a frame lacks the column (None: the column is required)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,14 @@ _BAR_COLUMNS = (
     _i("transactions", "Number of trades in the window; null when the vendor omits it."),
     Column("otc", pa.bool_(), "True for an over-the-counter ticker.", False),
     Column("adjusted", pa.bool_(), "True when prices are split-adjusted.", False),
+    Column(
+        "source",
+        pa.string(),
+        "Where the bar came from: polygon (REST), polygon_ws (built from streamed trades), or unusual_whales "
+        "(the fallback when Polygon is unavailable).",
+        False,
+        default="polygon",
+    ),
 )
 
 OHLCV_DAILY = Dataset(

@@ -27,14 +27,14 @@ import pandas as pd
 from ingestion import calendar
 from ingestion.config import Settings
 from ingestion.datasets import CREATED_TS, ENTITY_KEY, EVENT_TS, OHLCV_DAILY, OHLCV_MINUTE, Dataset
-from ingestion.errors import IngestionError
+from ingestion.errors import CircuitOpen, IngestionError, NotEntitled, ServerError, TransportError
 from ingestion.http import HTTPResult
 from ingestion.jobs.coverage import Coverage, Interval, missing
 from ingestion.jobs.derived import WARMUP_SESSIONS, add_daily_features
 from ingestion.jobs.quality import QualityReport, check_bars, minute_gaps
 from ingestion.jobs.summary import JobSummary
 from ingestion.polygon.rest import PolygonRESTClient
-from ingestion.rejects import Rejected
+from ingestion.rejects import ParseResult, Rejected
 from ingestion.store.offline import OfflineWriter
 from ingestion.store.quarantine import Quarantine
 
@@ -92,13 +92,40 @@ def _new_york_dates(ts: pd.Series) -> pd.Series:
     return ts.dt.tz_convert(calendar.NEW_YORK).dt.date
 
 
+Fallback = Callable[[str, str, dt.date, dt.date], ParseResult]
+"""``fallback(symbol, timespan, start, end)``: bars from another vendor when Polygon is unavailable."""
+
+# Polygon being unavailable, as opposed to the request being wrong: these switch to the fallback.
+_UNAVAILABLE = (CircuitOpen, NotEntitled, ServerError, TransportError)
+
+
 def fetch_unit(
-    client: PolygonRESTClient, symbol: str, timespan: str, unit: Interval, now: pd.Timestamp
+    client: PolygonRESTClient,
+    symbol: str,
+    timespan: str,
+    unit: Interval,
+    now: pd.Timestamp,
+    fallback: Fallback | None = None,
 ) -> tuple[pd.DataFrame, list[Rejected], QualityReport]:
-    """Bars of one unit, validated, with derived features for daily bars; rows not yet knowable are left out."""
+    """Bars of one unit, validated, with derived features for daily bars; rows not yet knowable are left out.
+
+    When Polygon is unavailable and ``fallback`` is given, the unit's bars come from it instead (their ``source``
+    column says so) and an alert is raised.
+    """
     lo, hi = unit
     fetch_lo = lo - dt.timedelta(days=_WARMUP_DAYS) if timespan == "day" else lo
-    parsed = client.fetch_aggregates(symbol, 1, timespan, fetch_lo, hi, adjusted=True)
+    try:
+        parsed = client.fetch_aggregates(symbol, 1, timespan, fetch_lo, hi, adjusted=True)
+    except _UNAVAILABLE as exc:
+        if fallback is None:
+            raise
+        from ingestion.ops.alerts import FALLBACK_SOURCE, raise_alert
+
+        raise_alert(
+            FALLBACK_SOURCE, f"{symbol} {timespan} {lo}..{hi}: Polygon unavailable ({type(exc).__name__}); "
+            "bars from Unusual Whales", symbol=symbol, timespan=timespan,
+        )  # fmt: skip
+        parsed = fallback(symbol, timespan, fetch_lo, hi)
     good, rejected, report = check_bars(
         parsed.frame, dataset=OHLCV_DATASETS[timespan].name, source=f"polygon aggs {timespan}"
     )
@@ -143,6 +170,7 @@ def backfill_symbol(
     summary: JobSummary,
     now: pd.Timestamp | None = None,
     on_unit: Callable[[], None] | None = None,
+    fallback: Fallback | None = None,
 ) -> None:
     """Backfill one symbol's bars for ``[start, end]`` (New York dates), resuming where coverage ends."""
     dataset = OHLCV_DATASETS[timespan]
@@ -151,7 +179,9 @@ def backfill_symbol(
     todo = [u for gap in missing((start, end), sinks.coverage.get(dataset.name, symbol)) for u in units(timespan, gap)]
     summary.chunks_skipped += len(units(timespan, (start, end))) - len(todo)
     for unit in todo:
-        frame, rejected, report = fetch_unit(client, symbol, timespan, unit, now)
+        frame, rejected, report = fetch_unit(client, symbol, timespan, unit, now, fallback)
+        with _summary_lock:
+            summary.fallback_rows[dataset.name] += int((frame["source"] != "polygon").sum())
         frame = frame.assign(**{CREATED_TS: now.floor("us")})
         result = sinks.offline.append(dataset, frame, use_watermark=False)
         if rejected:
@@ -192,6 +222,7 @@ def backfill_ohlcv(
     max_workers: int = 4,
     progress: Callable[[int], None] | None = None,
     now: pd.Timestamp | None = None,
+    fallback: Fallback | None = None,
 ) -> JobSummary:
     """Backfill bars of many symbols in parallel; one failing symbol is reported and the others go on."""
     if timespan not in OHLCV_DATASETS:
@@ -206,7 +237,7 @@ def backfill_ohlcv(
 
     def one(symbol: str) -> None:
         try:
-            backfill_symbol(client, sinks, symbol, timespan, start, end, summary, now, tick)
+            backfill_symbol(client, sinks, symbol, timespan, start, end, summary, now, tick, fallback)
         except IngestionError as exc:
             with _summary_lock:
                 summary.errors[symbol] = str(exc)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
+
+from ingestion.errors import ConfigError
 
 HELP = "backfill vendor history into the offline (Parquet) and online (Redis) stores"
 
@@ -22,6 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--workers", type=int, default=4, help="symbols fetched in parallel")
     parser.add_argument("--no-online", action="store_true", help="skip writing the latest values to Redis")
     parser.add_argument("--requests-per-minute", type=int, default=None, help="client-side budget (5 on free plans)")
+    parser.add_argument(
+        "--no-fallback",
+        action="store_true",
+        help="fail rather than take bars from Unusual Whales when Polygon is down",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,10 +40,13 @@ def run(args: argparse.Namespace) -> int:
     symbols = parse_symbols(args.symbols)
     start, end = parse_range(args.start, args.end)
     with runtime(settings()) as rt:
+        check_simulated_symbols(rt, args.source, symbols)
         if args.source == "ohlcv":
             from ingestion.jobs.runs import run_ohlcv
 
-            summary = run_ohlcv(rt, symbols, start, end, args.timespan, args.workers, args.requests_per_minute)
+            summary = run_ohlcv(
+                rt, symbols, start, end, args.timespan, args.workers, args.requests_per_minute, not args.no_fallback
+            )
         else:
             from ingestion.jobs.runs import run_flow
 
@@ -46,6 +57,18 @@ def run(args: argparse.Namespace) -> int:
             write_online(rt, summary)
     print(summary.table())
     return 0 if summary.ok else 1
+
+
+def check_simulated_symbols(rt: Any, source: str, symbols: list[str]) -> None:
+    """On the built-in simulators, refuse symbols the simulated market does not list (a real vendor answers an
+    unknown ticker with no rows, which a backfill cannot tell from a quiet one)."""
+    simulated = rt.simulated_polygon if source == "ohlcv" else rt.simulated_uw
+    if not simulated or rt.stack is None:
+        return
+    market = rt.stack.market
+    unknown = [s for s in symbols if not market.has_symbol(s)]
+    if unknown:
+        raise ConfigError(f"not in the simulated market: {', '.join(unknown)}; use some of {', '.join(market.symbols)}")
 
 
 def progress_bar(total: int, desc: str) -> object:

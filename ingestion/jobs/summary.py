@@ -21,6 +21,7 @@ class JobSummary:
     api_calls: int = 0
     cache_hits: int = 0
     missing_minutes: int = 0
+    fallback_rows: Counter[str] = field(default_factory=Counter)
     quality_failures: Counter[str] = field(default_factory=Counter)
     errors: dict[str, str] = field(default_factory=dict)
     datasets_touched: set[str] = field(default_factory=set)
@@ -57,6 +58,9 @@ class JobSummary:
             f"api calls {self.api_calls}, cache hits {self.cache_hits}, chunks already done {self.chunks_skipped}, "
             f"missing minutes {self.missing_minutes}, time {self.seconds:.1f} s"
         )
+        if any(self.fallback_rows.values()):
+            served = ", ".join(f"{k}={v}" for k, v in sorted(self.fallback_rows.items()) if v)
+            lines.append(f"rows from the fallback source (Polygon unavailable): {served}")
         if any(self.quality_failures.values()):
             failed = sorted((k, v) for k, v in self.quality_failures.items() if v)
             lines.append("quality failures: " + ", ".join(f"{k}={v}" for k, v in failed))

@@ -22,6 +22,7 @@ QUOTA_LOW = "quota_low"
 BREAKER_OPENED = "breaker_opened"
 FRESHNESS_BREACHED = "freshness_breached"
 QUARANTINE_SPIKE = "quarantine_spike"
+FALLBACK_SOURCE = "fallback_source"
 
 
 @dataclass(frozen=True)

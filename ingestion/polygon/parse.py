@@ -132,6 +132,7 @@ def _finish(
             values.field("n"),
             pc.fill_null(values.field("otc"), False),
             pa.repeat(pa.scalar(adjusted, pa.bool_()), n),
+            pa.repeat(pa.scalar("polygon", pa.string()), n),
         ],
         schema=BAR_SCHEMA,
     )

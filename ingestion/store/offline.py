@@ -125,10 +125,11 @@ def remove_stale_temp_files(data_dir: Path, dataset: Dataset | str) -> int:
 
 def to_table(dataset: Dataset, frame: pd.DataFrame) -> pa.Table:
     """The frame as an Arrow table in the dataset's exact schema (column order, ``timestamp[us, UTC]``)."""
-    missing = [c for c in dataset.column_names if c not in frame.columns]
+    defaults = {c.name: c.default for c in dataset.columns if c.default is not None and c.name not in frame.columns}
+    missing = [c for c in dataset.column_names if c not in frame.columns and c not in defaults]
     if missing:
         raise ValueError(f"{dataset.name} frame lacks columns {missing}")
-    out = frame.loc[:, dataset.column_names].copy()
+    out = frame.assign(**defaults).loc[:, dataset.column_names].copy()
     for column in dataset.columns:
         if pa.types.is_timestamp(column.dtype):
             values = out[column.name]

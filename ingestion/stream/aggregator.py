@@ -362,6 +362,7 @@ class Aggregator:
         frame["transactions"] = frame["transactions"].astype("int64")
         frame["otc"] = False
         frame["adjusted"] = False
+        frame["source"] = "polygon_ws"
         for c in ("open", "high", "low", "close"):
             frame[c] = frame[c].astype("float64")
         return frame.loc[:, OHLCV_MINUTE.column_names]

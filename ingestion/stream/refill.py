@@ -96,6 +96,7 @@ class Refiller:
             bars["symbol"] = symbol
             bars[CREATED_TS] = created
             bars["adjusted"] = False
+            bars["source"] = "polygon"
             frames.append(bars)
             result.volume[symbol] = float(bars["volume"].sum())
             result.first_open[symbol] = float(bars["open"].iloc[0]) if len(bars) else None

@@ -475,6 +475,35 @@ class EnhancedUnusualWhalesClient:
             )
         )
 
+    def fetch_ohlc(
+        self,
+        ticker: str,
+        candle_size: str = "1d",
+        *,
+        date: DateLike | None = None,
+        end_date: DateLike | None = None,
+        timeframe: str | None = None,
+        limit: int = 2500,
+    ) -> ParseResult:
+        """OHLC candles (``1m``..``4h``, ``1d``, ``1w``) of one session (``date``) or of ``timeframe`` (e.g. ``5Y``)
+        ending at ``end_date``. Prices are as traded (not split-adjusted); ``volume`` is the candle's own."""
+        day = calendar.as_date(date) if date is not None else None
+        end = calendar.as_date(end_date) if end_date is not None else None
+        params = {
+            "date": day.isoformat() if day else None,
+            "end_date": end.isoformat() if end else None,
+            "timeframe": timeframe,
+            "limit": max(1, min(limit, 2500)),
+        }
+        path = parse.OHLC.format(ticker=_symbol(ticker), candle_size=candle_size)
+        return self._fetch(parse.parse_ohlc, "ohlc", path, params, self._ttl_for(day or end))
+
+    def get_ohlc(
+        self, ticker: str, candle_size: str = "1d", *, date: DateLike | None = None, end_date: DateLike | None = None
+    ) -> pd.DataFrame:
+        """:meth:`fetch_ohlc` as a frame (Polygon's fallback for bars: see ingestion.jobs.fallback)."""
+        return self._frame(self.fetch_ohlc(ticker, candle_size, date=date, end_date=end_date))
+
     def fetch_etf_flow(
         self, ticker: str, start_date: DateLike | None = None, end_date: DateLike | None = None
     ) -> ParseResult:

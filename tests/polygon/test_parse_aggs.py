@@ -33,6 +33,7 @@ EXPECTED_DTYPES = {
     "transactions": "Int64",
     "otc": "bool",
     "adjusted": "bool",
+    "source": "object",
 }
 
 

@@ -63,6 +63,8 @@ def random_rows(dataset: Dataset, rng: np.random.Generator, n: int, span: timede
             data[col.name] = event - pd.Timedelta(minutes=1)
         elif pa.types.is_date32(col.dtype):
             data[col.name] = event.date
+        elif pa.types.is_string(col.dtype):
+            data[col.name] = rng.choice(["polygon", "unusual_whales"], m)
         else:
             raise AssertionError(f"no generator for {col.dtype}")
     return pd.DataFrame(data)

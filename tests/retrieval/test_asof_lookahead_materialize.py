@@ -30,7 +30,7 @@ def daily_bars(symbol: str, start: str, end: str) -> pd.DataFrame:
     frame["window_start"] = pd.DatetimeIndex(days).tz_localize(NY).tz_convert("UTC")
     for col in datasets.OHLCV_DAILY.columns:
         if col.name not in frame.columns:
-            frame[col.name] = False if str(col.dtype) == "bool" else 0
+            frame[col.name] = col.default if col.default is not None else False if str(col.dtype) == "bool" else 0
     frame["close"] = [float(i) for i in range(n)]
     frame["transactions"] = range(n)
     return frame

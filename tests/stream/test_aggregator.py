@@ -99,10 +99,10 @@ def test_closed_minute_bars_equal_the_truth_and_gap_minutes_are_held_back(
         assert got["event_timestamp"] == got["window_start"] + pd.Timedelta(minutes=1)
         for col in ("open", "high", "low", "close", "volume", "transactions"):
             assert got[col] == true[col], col
-        assert not got["adjusted"]
+        assert not got["adjusted"] and got["source"] == "polygon_ws"
     assert list(bars.columns) == [
         "symbol", "event_timestamp", "created_timestamp", "window_start", "open", "high", "low", "close",
-        "volume", "vwap", "transactions", "otc", "adjusted",
+        "volume", "vwap", "transactions", "otc", "adjusted", "source",
     ]  # fmt: skip
 
 
