@@ -195,6 +195,7 @@ class StreamBridge:
         self.clock_ns = clock_ns
         self.aggregator = Aggregator(lateness_ms=lateness_ms)
         self.stats = BridgeStats()
+        self._dropped_published = 0
         self.sip_latency = LatencyHistogram()
         self.recv_latency = LatencyHistogram()
         self._stop = threading.Event()
@@ -304,7 +305,20 @@ class StreamBridge:
             self._offline_quotes.append(rows)
             self.last_rows = rows
         self.stats.flushes += 1
+        self._publish_metrics()
         self._release_bars_and_refills(final)
+
+    def _publish_metrics(self) -> None:
+        """Queue depth, lag and drops of the client as Prometheus gauges/counters (read by /metrics)."""
+        from ingestion.ops.metrics import pipeline_metrics
+
+        metrics, c = pipeline_metrics(), self.client.stats
+        metrics.queue_depth.set(len(self.client.queue))
+        metrics.stream_lag.set(c.lag_ms / 1000.0)
+        dropped = c.frames_dropped - self._dropped_published
+        if dropped > 0:
+            metrics.stream_dropped.labels("queue_full").inc(dropped)
+            self._dropped_published = c.frames_dropped
 
     def _release_bars_and_refills(self, final: bool) -> None:
         agg = self.aggregator

@@ -165,6 +165,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--no-offline", action="store_true", help="online only: no Parquet, no REST refill")
     parser.add_argument("--sim-rate", type=float, default=5_000.0, help="simulator replay rate, events/s")
     parser.add_argument("--sim-day", default=None, help="simulator session to replay (default: the latest)")
+    parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
+    parser.add_argument("--health-port", type=int, default=None, help="serve GET /health on this port")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -182,4 +184,15 @@ def run(args: argparse.Namespace) -> int:
     )
     if opts.flush_ms <= 0:
         raise ConfigError("--flush-ms must be a positive number of milliseconds")
-    return run_stream(settings(), opts, sys.stdout)
+    s = settings()
+    if args.metrics_port is not None:
+        from ingestion.ops.metrics import serve_metrics
+
+        serve_metrics(args.metrics_port)
+    if args.health_port is not None:
+        from ingestion.ops.health import run_health, serve_health
+
+        symbols = [] if opts.symbols == ["*"] else opts.symbols
+        # Quotes of a live stream older than two minutes mean the stream is not flowing.
+        serve_health(lambda: run_health(s, symbols, {"realtime_quotes": 120.0}, vendors=False), args.health_port)
+    return run_stream(s, opts, sys.stdout)

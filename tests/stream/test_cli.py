@@ -49,3 +49,18 @@ def test_keyless_run_streams_from_the_simulator(
     assert "Ticks:" in text and "Freshness" in text
     quotes = read_dataset(s.data_dir, "realtime_quotes", symbols=["AAPL", "MSFT"])
     assert set(quotes["symbol"]) == {"AAPL", "MSFT"}
+
+
+def test_stream_publishes_queue_metrics(
+    applied_repo: Settings, stream_market: Market, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from ingestion.ops.metrics import pipeline_metrics
+
+    data_dir = tmp_path_factory.mktemp("stream-metrics")
+    shutil.copy(applied_repo.registry_path, data_dir / applied_repo.registry_path.name)
+    s = replace(applied_repo, polygon_api_key=None, data_dir=data_dir)
+    opts = StreamOptions(symbols=["AAPL"], seconds=1.5, sim_day=STREAM_DAY, sim_rate=3_000, flush_ms=50, offline=False)
+    assert run_stream(s, opts, io.StringIO()) == 0
+    registry = pipeline_metrics().registry
+    assert registry.get_sample_value("ingestion_stream_queue_depth") is not None
+    assert (registry.get_sample_value("ingestion_stream_lag_seconds") or 0.0) > 0.0
