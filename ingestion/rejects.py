@@ -6,11 +6,18 @@ these to the ``quarantine`` dataset (see :data:`ingestion.datasets.QUARANTINE`) 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pandas as pd
+
+log = logging.getLogger(__name__)
+
+RejectSink = Callable[[list["Rejected"]], None]
+"""Where a client hands rows that failed validation (the jobs' quarantine writer)."""
 
 
 @dataclass(frozen=True)
@@ -37,3 +44,13 @@ class ParseResult:
     @property
     def ok(self) -> bool:
         return not self.rejected
+
+
+def hand_off(rejected: list[Rejected], sink: RejectSink | None, vendor: str) -> None:
+    """Give ``rejected`` to ``sink``; with no sink, log how many rows were refused (they are never dropped quietly)."""
+    if not rejected:
+        return
+    if sink is not None:
+        sink(rejected)
+    else:
+        log.warning("%d %s rows failed validation (pass on_rejected to quarantine them)", len(rejected), vendor)

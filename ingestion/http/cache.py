@@ -115,6 +115,25 @@ def _unpack(raw: bytes) -> tuple[dict[str, Any], bytes]:
     return meta, raw[4 + size :]
 
 
+def _cached_result(
+    vendor: str, endpoint: str, path: str, query: Mapping[str, Any], raw: bytes, **extra: Any
+) -> HTTPResult:
+    meta, body = _unpack(raw)
+    return HTTPResult(
+        vendor=vendor,
+        endpoint=endpoint,
+        path=path,
+        query=dict(query),
+        status=int(meta["status"]),
+        headers=meta["headers"],
+        body=body,
+        from_cache=True,
+        request_id=meta.get("request_id"),
+        attempts=0,
+        **extra,
+    )
+
+
 class ResponseCache:
     """Cached vendor responses and whole frames.
 
@@ -210,19 +229,7 @@ class ResponseCache:
         self._count(raw is not None)
         if raw is None:
             return None
-        meta, body = _unpack(raw)
-        return HTTPResult(
-            vendor=vendor,
-            endpoint=endpoint,
-            path=path,
-            query=dict(query),
-            status=int(meta["status"]),
-            headers=meta["headers"],
-            body=body,
-            from_cache=True,
-            request_id=meta.get("request_id"),
-            attempts=0,
-        )
+        return _cached_result(vendor, endpoint, path, query, raw)
 
     def put(self, result: HTTPResult, ttl: float, *, stored_at: float | None = None) -> None:
         """Store a fresh 2xx response for ``ttl`` seconds. Anything else raises ``ValueError``.
@@ -252,22 +259,9 @@ class ResponseCache:
         raw = self._get(self.stale_key(vendor, endpoint, path, query))
         if raw is None:
             return None
-        meta, body = _unpack(raw)
-        stored_at = float(meta.get("stored_at", 0.0))
-        return HTTPResult(
-            vendor=vendor,
-            endpoint=endpoint,
-            path=path,
-            query=dict(query),
-            status=int(meta["status"]),
-            headers=meta["headers"],
-            body=body,
-            from_cache=True,
-            request_id=meta.get("request_id"),
-            attempts=0,
-            stale=True,
-            age=max(0.0, (time.time() if now is None else now) - stored_at),
-        )
+        stored_at = float(_unpack(raw)[0].get("stored_at", 0.0))
+        age = max(0.0, (time.time() if now is None else now) - stored_at)
+        return _cached_result(vendor, endpoint, path, query, raw, stale=True, age=age)
 
     # -- frames --------------------------------------------------------------------------------------------------
 

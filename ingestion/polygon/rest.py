@@ -30,7 +30,7 @@ from ingestion.polygon import envelope
 from ingestion.polygon.parse import parse_aggs
 from ingestion.polygon.reference import parse_news, parse_ticker_details
 from ingestion.polygon.ticks import parse_quotes, parse_trades
-from ingestion.rejects import ParseResult, Rejected
+from ingestion.rejects import ParseResult, Rejected, hand_off
 from ingestion.vendor_http import HTTPOptions, build_vendor_http
 
 log = logging.getLogger(__name__)
@@ -146,12 +146,7 @@ class PolygonRESTClient:
             query = None
 
     def _reject(self, rejected: list[Rejected]) -> None:
-        if not rejected:
-            return
-        if self.on_rejected is not None:
-            self.on_rejected(rejected)
-        else:
-            log.warning("%d Polygon rows failed validation (pass on_rejected to quarantine them)", len(rejected))
+        hand_off(rejected, self.on_rejected, "Polygon")
 
     # -- aggregates ----------------------------------------------------------------------------------------------
 

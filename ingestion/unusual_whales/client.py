@@ -34,7 +34,7 @@ from ingestion import calendar
 from ingestion.config import UW_DEFAULT_BASE_URL, settings
 from ingestion.errors import ConfigError, IngestionError
 from ingestion.http import CacheTTL, Clock, HTTPResult, VendorHTTP, wall_clock
-from ingestion.rejects import ParseResult, Rejected
+from ingestion.rejects import ParseResult, Rejected, hand_off
 from ingestion.unusual_whales import parse
 from ingestion.unusual_whales.collector import FlowAlertCollector, Sink
 from ingestion.unusual_whales.quota import QuotaGuard
@@ -197,12 +197,7 @@ class EnhancedUnusualWhalesClient:
         return parser(page.body, endpoint=path)
 
     def _reject(self, rejected: list[Rejected]) -> None:
-        if not rejected:
-            return
-        if self.on_rejected is not None:
-            self.on_rejected(rejected)
-        else:
-            log.warning("%d Unusual Whales rows failed validation (pass on_rejected to quarantine them)", len(rejected))
+        hand_off(rejected, self.on_rejected, "Unusual Whales")
 
     def _frame(self, result: ParseResult) -> pd.DataFrame:
         self._reject(result.rejected)
