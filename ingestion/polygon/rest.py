@@ -14,7 +14,6 @@ end, a daily bar's being its session close. Both are ``datetime64[us, UTC]``.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,8 +31,6 @@ from ingestion.polygon.reference import parse_news, parse_ticker_details
 from ingestion.polygon.ticks import parse_quotes, parse_trades
 from ingestion.rejects import ParseResult, Rejected, hand_off
 from ingestion.vendor_http import HTTPOptions, build_vendor_http
-
-log = logging.getLogger(__name__)
 
 VENDOR = "polygon"
 MAX_LIMIT = 50_000
