@@ -44,12 +44,7 @@ STORE_TYPES = {
     "feast_file": "file",
 }
 VARIANTS = ("ours", "raw_asof", "feast_duckdb", "feast_file")
-GOALS = {
-    "ours / raw_asof": "<= 2",
-    "ours peak RSS at 100k": "< 1.5 GB",
-    "dropped rows": "0",
-    "integer features": "Int64 (nullable)",
-}
+RSS_GOAL_MB = 1.5 * 1024
 
 
 # (label, entity rows, symbols, sessions, variants, repeats)
@@ -246,7 +241,9 @@ def run(quick: bool, keep: Path | None = None, timeout: float = 1800.0, only: tu
             size_rows = []
             for variant in variants:
                 result = _run_child(variant, workdir, entity_file, repeat, timeout)
-                result.update(size=label, feature_rows=generated[(n_symbols, n_sessions)])
+                # Variant and size first: they lead the README table's columns.
+                result = {"variant": variant, "size": label, **result}
+                result["feature_rows"] = generated[(n_symbols, n_sessions)]
                 size_rows.append(result)
                 print(json.dumps(result), file=sys.stderr, flush=True)
             raw = next((r for r in size_rows if r["variant"] == "raw_asof" and "median_s" in r), None)
@@ -260,7 +257,7 @@ def run(quick: bool, keep: Path | None = None, timeout: float = 1800.0, only: tu
     return {
         "benchmark": "retrieval",
         "quick": quick,
-        "goals": GOALS,
+        "goals": _goals(rows),
         "ratios": _ratios(rows),
         "machine": machine(),
         "rows": rows,
@@ -278,6 +275,22 @@ def _ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
             if (size, base) in by:
                 out[f"{size}: ours / {base}"] = r["median_s"] / by[(size, base)]["median_s"]
     return out
+
+
+def _goals(rows: list[dict[str, Any]]) -> dict[str, bool]:
+    """Goals for ours: <= 2x raw ASOF at every size, peak RSS < 1.5 GB up to 100k entity rows (the issue's size; the
+    1M-row figure is reported beside it), no dropped rows, integers kept Int64."""
+    ours = [r for r in rows if r["variant"] == "ours"]
+    measured = [r for r in ours if "median_s" in r]
+    return {
+        "ours ran at every size": bool(ours) and len(measured) == len(ours),
+        "ours <= 2x raw ASOF": all(r.get("x_raw", float("inf")) <= 2.0 for r in measured),
+        "ours peak RSS < 1.5 GB up to 100k entity rows": all(
+            r["peak_rss_mb"] < RSS_GOAL_MB for r in measured if r["rows_in"] <= 100_000
+        ),
+        "ours drops no rows": all(r["dropped"] == 0 for r in measured),
+        "ours keeps integers Int64": all(r["dtype_transactions"] == "Int64" for r in measured),
+    }
 
 
 def markdown(report: dict[str, Any]) -> str:
