@@ -13,6 +13,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ingestion.errors import ConfigError, IngestionError
 
@@ -34,8 +35,15 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line that says where the help is (not the whole usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `python -m {self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ingestion", description="Market-data ingestion for Feast.")
+    parser = _Parser(prog="ingestion", description="Market-data ingestion for Feast.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     parser.add_argument("--log-json", action="store_true", help="log as JSON lines")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -54,11 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configure_logging(verbose: bool, as_json: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Feast logs every registry refresh at INFO; keep its chatter out of the command's output.
-    logging.getLogger("feast").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # Through ops.logs, so every handler carries the redaction filter: with -v, libraries log at DEBUG what they send
+    # (the websockets client logs the auth frame, key included).
+    from ingestion.ops.logs import configure
+
+    configure(verbose, as_json)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ingestion.config import Settings
-from ingestion.errors import IngestionError
+from ingestion.errors import ConfigError, IngestionError
 from ingestion.simulators.keys import POLYGON_SIM_KEY, UW_SIM_TOKEN
 
 
@@ -48,6 +48,18 @@ def ensure_applied(s: Settings, redis_url: str, force: bool = False) -> None:
         raise IngestionError(f"feast apply failed: {result.stderr.strip().splitlines()[-1:]}")
 
 
+def check_redis(url: str) -> None:
+    """Fail fast, in one line, when a configured Redis does not answer (rather than a traceback from deep inside).
+
+    The probe is the health check's; its message never shows the URL, which may hold a password.
+    """
+    from ingestion.ops.health import check_redis as probe
+
+    result = probe(url)
+    if not result.ok:
+        raise ConfigError(f"{result.detail}, or unset REDIS_URL to use an embedded redis-server")
+
+
 @contextlib.contextmanager
 def runtime(
     s: Settings, *, apply_repo: bool = True, replay: Any = None, announce: bool = True, seed: int = 7
@@ -79,6 +91,8 @@ def runtime(
         if not s.uw_api_token:
             uw_url = urls["UW_BASE_URL"]
         redis_url = stack.enter_context(redis_url_or_embedded(s.redis_url))
+        if s.redis_url:
+            check_redis(redis_url)
         if announce:
             if need_sim:
                 missing = [

@@ -25,6 +25,7 @@ pytest_plugins = [
     "fixtures.store",
     "fixtures.retrieval",
     "fixtures.stream",
+    "fixtures.chaos",
 ]
 
 

@@ -51,7 +51,7 @@ def decode(body: bytes | str, endpoint: str) -> dict[str, Any]:
         raise schema_error(f"page is a JSON {type(doc).__name__}, expected an object", endpoint)
     request_id = doc.get("request_id") if isinstance(doc.get("request_id"), str) else None
     status = doc.get("status")
-    if status not in OK_STATUSES:
+    if not isinstance(status, str) or status not in OK_STATUSES:  # a list or object status is unhashable
         detail = doc.get("error") or doc.get("message")
         said = f": {detail}" if isinstance(detail, str) else ""
         raise schema_error(f"page status is {status!r}, expected OK or DELAYED{said}", endpoint, request_id)

@@ -62,6 +62,10 @@ class Rows:
 
 def fast(body: bytes, spec: RowSpec) -> Rows | None:
     """Read a clean page entirely in Arrow, or return None when the page needs the exact path."""
+    if not body.lstrip().startswith(b"{"):
+        # A page is always an object. Arrow's JSON reader also crashes the whole process (SIGSEGV, pyarrow 26) on a
+        # body that is only `null`, so anything else goes to the exact path, which refuses it with a SchemaError.
+        return None
     schema = pa.schema([*((name, pa.string()) for name in ENVELOPE_FIELDS), ("results", pa.list_(spec.struct))])
     options = pa_json.ParseOptions(explicit_schema=schema, newlines_in_values=True, unexpected_field_behavior="infer")
     # One block for the whole page: Arrow would otherwise refuse an object that straddles two blocks.
@@ -75,7 +79,10 @@ def fast(body: bytes, spec: RowSpec) -> Rows | None:
     head = {name: table.column(name)[0].as_py() for name in ENVELOPE_FIELDS}
     if head["status"] not in envelope.OK_STATUSES:
         return None
-    results = table.column("results").combine_chunks()
+    try:
+        results = table.column("results").combine_chunks()
+    except pa.ArrowException:  # e.g. an inferred field named "" whose chunks Arrow cannot join (ArrowIndexError)
+        return None
     if results.null_count:
         values = pa.array([], type=spec.struct)
     else:

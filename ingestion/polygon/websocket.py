@@ -33,6 +33,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from types import NoneType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,6 +42,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from ingestion.errors import AuthError, ClientError, TransportError
+from ingestion.http.redaction import register_secret
 from ingestion.polygon.ws_events import parse_ws_frame
 from ingestion.rejects import Rejected
 
@@ -343,6 +345,8 @@ class PolygonWebSocketClient:
                 vendor=VENDOR,
                 endpoint=f"websocket/{self.cluster}",
             )
+        # Registered for redaction: the websockets library logs the auth frame (with the key) at DEBUG.
+        register_secret(key)
         url = self.url
         self._stopping = False
         self._stopped.clear()
@@ -443,7 +447,10 @@ class PolygonWebSocketClient:
         except orjson.JSONDecodeError:
             self._exact(payload)
             return
-        if type(decoded) is not list:
+        if type(decoded) is dict:
+            # A lone object is one event, as parse_ws_frame reads it; judging it as a frame would lose it silently.
+            decoded = [decoded]
+        elif type(decoded) is not list:
             self._exact(payload)
             return
         stats = self.stats
@@ -461,8 +468,12 @@ class PolygonWebSocketClient:
                 try:
                     sym, p, size, t, x = e["sym"], e["p"], e["s"], e["t"], e["x"]
                     tp, ts = type(p), type(size)
+                    # i and q are used below as a set key and in a comparison: a list there would crash the consumer.
+                    ti, tq = type(e.get("i")), type(e.get("q"))
                     ok = (
-                        type(sym) is str
+                        (ti is str or ti is NoneType)
+                        and (tq is int or tq is NoneType)
+                        and type(sym) is str
                         and type(t) is int
                         and type(x) is int
                         and (tp is float or tp is int)
@@ -495,9 +506,10 @@ class PolygonWebSocketClient:
             elif ev == "Q":
                 try:
                     sym, bp, ap, t = e["sym"], e["bp"], e["ap"], e["t"]
-                    tb, ta = type(bp), type(ap)
+                    tb, ta, tq = type(bp), type(ap), type(e.get("q"))
                     ok = (
-                        type(sym) is str
+                        (tq is int or tq is NoneType)
+                        and type(sym) is str
                         and type(t) is int
                         and (tb is float or tb is int)
                         and (ta is float or ta is int)
