@@ -28,6 +28,13 @@ class Runtime:
     simulated_uw: bool
     stack: Any = None
 
+    def unknown_symbols(self, symbols: list[str], vendor: str = "polygon") -> list[str]:
+        """Symbols the simulated market does not list, when ``vendor`` ("polygon" or "uw") is simulated; else []."""
+        simulated = self.simulated_polygon if vendor == "polygon" else self.simulated_uw
+        if not simulated or self.stack is None:
+            return []
+        return sorted(s for s in symbols if s != "*" and not self.stack.market.has_symbol(s))
+
     @property
     def redis_url(self) -> str:
         assert self.settings.redis_url is not None  # runtime() always fills it in

@@ -10,12 +10,18 @@ from ingestion.errors import ConfigError
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 
 
-def parse_symbols(text: str) -> list[str]:
-    """``"aapl, MSFT"`` -> ``["AAPL", "MSFT"]``; duplicates removed, order kept."""
+def parse_symbols(text: str, allow_all: bool = False) -> list[str]:
+    """``"aapl, MSFT"`` -> ``["AAPL", "MSFT"]``; duplicates removed, order kept.
+
+    With ``allow_all`` (the stream), ``"*"`` alone means every symbol and comes back as ``["*"]``.
+    """
     symbols: list[str] = []
     for raw in text.split(","):
         symbol = raw.strip().upper()
         if not symbol:
+            continue
+        if symbol == "*" and allow_all:
+            symbols.append(symbol)
             continue
         if not _SYMBOL.match(symbol):
             raise ConfigError(
@@ -24,7 +30,9 @@ def parse_symbols(text: str) -> list[str]:
         if symbol not in symbols:
             symbols.append(symbol)
     if not symbols:
-        raise ConfigError("no symbols given: pass --symbols AAPL,MSFT")
+        raise ConfigError("no symbols given: pass --symbols AAPL,MSFT" + (" or --symbols '*'" if allow_all else ""))
+    if "*" in symbols and len(symbols) > 1:
+        raise ConfigError("--symbols '*' already means every symbol; do not combine it with others")
     return symbols
 
 

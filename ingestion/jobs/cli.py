@@ -62,12 +62,9 @@ def run(args: argparse.Namespace) -> int:
 def check_simulated_symbols(rt: Any, source: str, symbols: list[str]) -> None:
     """On the built-in simulators, refuse symbols the simulated market does not list (a real vendor answers an
     unknown ticker with no rows, which a backfill cannot tell from a quiet one)."""
-    simulated = rt.simulated_polygon if source == "ohlcv" else rt.simulated_uw
-    if not simulated or rt.stack is None:
-        return
-    market = rt.stack.market
-    unknown = [s for s in symbols if not market.has_symbol(s)]
+    unknown = rt.unknown_symbols(symbols, "polygon" if source == "ohlcv" else "uw")
     if unknown:
+        market = rt.stack.market
         raise ConfigError(f"not in the simulated market: {', '.join(unknown)}; use some of {', '.join(market.symbols)}")
 
 

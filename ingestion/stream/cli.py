@@ -45,12 +45,9 @@ class StreamOptions:
 
 def parse_symbols(raw: str) -> list[str]:
     """``"AAPL, msft"`` -> ``["AAPL", "MSFT"]``; ``"*"`` -> ``["*"]`` (every symbol)."""
-    items = [s.strip().upper() for s in raw.split(",") if s.strip()]
-    if not items:
-        raise ConfigError("--symbols needs at least one symbol, e.g. --symbols AAPL,MSFT or --symbols '*'")
-    if "*" in items and len(items) > 1:
-        raise ConfigError("--symbols '*' already means every symbol; do not combine it with others")
-    return items
+    from ingestion.jobs.args import parse_symbols as parse
+
+    return parse(raw, allow_all=True)
 
 
 def sim_replay(opts: StreamOptions) -> Any:
@@ -99,10 +96,9 @@ def run_stream(s: Settings, opts: StreamOptions, out: TextIO) -> int:
 
 def stream_with(rt: Runtime, opts: StreamOptions, out: TextIO) -> int:
     """Stream on an already resolved runtime (the ``stream`` command, the demo and the quickstart notebook)."""
-    if rt.simulated_polygon and opts.symbols != ["*"]:
-        unknown = sorted(sym for sym in opts.symbols if not rt.stack.market.has_symbol(sym))
-        if unknown:
-            out.write(f"Not in the simulated market (no ticks will come): {', '.join(unknown)}\n")
+    unknown = rt.unknown_symbols(opts.symbols)
+    if unknown:
+        out.write(f"Not in the simulated market (no ticks will come): {', '.join(unknown)}\n")
     bridge = build_bridge(
         rt.settings, rt.redis_url, rt.settings.polygon_ws_url, rt.settings.polygon_base_url, rt.polygon_key, opts
     )
