@@ -7,7 +7,7 @@ these to the ``quarantine`` dataset (see :data:`ingestion.datasets.QUARANTINE`) 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,26 @@ class ParseResult:
     @property
     def ok(self) -> bool:
         return not self.rejected
+
+    @classmethod
+    def concat(cls, results: Iterable[ParseResult], empty: pd.DataFrame | None = None) -> ParseResult:
+        """One result of many (pages, days, endpoints): their rows in order, every rejected row, all drift.
+
+        With no rows at all the frame is the first result's empty frame (its columns and dtypes), else ``empty``,
+        else a frame with no columns: the caller's schema survives an empty range.
+        """
+        results = list(results)
+        frames = [r.frame for r in results]
+        non_empty = [f for f in frames if len(f)]
+        if non_empty:
+            frame = pd.concat(non_empty, ignore_index=True)
+        elif frames:
+            frame = frames[0].iloc[:0].reset_index(drop=True)
+        else:
+            frame = empty.iloc[:0].reset_index(drop=True) if empty is not None else pd.DataFrame()
+        rejected = [r for res in results for r in res.rejected]
+        drift: set[str] = set().union(*(r.drift for r in results))
+        return cls(frame, rejected, drift)
 
 
 def hand_off(rejected: list[Rejected], sink: RejectSink | None, vendor: str) -> None:
