@@ -1,11 +1,12 @@
 """Market-data ingestion for Feast: Polygon.io and Unusual Whales into Parquet (offline) and Redis (online).
 
 The public face is re-exported here; everything else is free to change. The clients are loaded on first use, so
-``import ingestion`` (and every command's start-up) does not pay for pandas, requests and websockets.
+``import ingestion`` (and every command's start-up) does not pay for pandas, requests and websockets. Type checkers
+read the ``TYPE_CHECKING`` imports instead, so a user's mypy sees the real classes, not ``Any``.
 """
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingestion.errors import (
     AuthError,
@@ -22,6 +23,14 @@ from ingestion.errors import (
     VendorError,
 )
 
+if TYPE_CHECKING:
+    from ingestion.http.breaker import CircuitBreaker, CircuitState
+    from ingestion.polygon.client import PolygonClient
+    from ingestion.polygon.rest import PolygonRESTClient
+    from ingestion.polygon.websocket import PolygonWebSocketClient
+    from ingestion.unusual_whales.client import EnhancedUnusualWhalesClient, UnusualWhalesClient
+
+# Must name the same classes and modules as the imports above (tests/unit/test_public_typing.py checks it).
 _LAZY = {
     "CircuitBreaker": "ingestion.http.breaker",
     "CircuitState": "ingestion.http.breaker",

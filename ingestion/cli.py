@@ -1,9 +1,12 @@
 """Command line: ``python -m ingestion <command>`` (also the ``ingestion`` console script).
 
-Each command lives in its own module, which exposes ``HELP`` (one line, or ``HELPS`` per name),
+Each command lives in ``ingestion/commands/<name>.py``, which exposes ``HELP`` (one line, or ``HELPS`` per name),
 ``add_arguments(parser, name)`` and ``run(args) -> int``. Modules are imported only to build the parser, so they
 keep heavy imports (Feast, pandas) inside ``run``. Every command reads its settings from the environment when it
 runs: with no vendor keys it uses the built-in simulators, with no ``REDIS_URL`` it starts an embedded Redis.
+
+Every command runs under :func:`ingestion.shutdown.interrupt_on_signals`: SIGTERM stops it as Ctrl-C does, its
+cleanups run (child processes stopped, files closed) and the exit code is 143 (130 for Ctrl-C).
 """
 
 from __future__ import annotations
@@ -16,23 +19,20 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from ingestion.errors import ConfigError, IngestionError
+from ingestion.shutdown import Interrupted, interrupt_on_signals
 
 log = logging.getLogger("ingestion")
 
-# Command name -> module implementing it. Modules not written yet are skipped, so the CLI never breaks on them.
-COMMANDS: dict[str, str] = {
-    "demo": "ingestion.commands.demo",
-    "apply": "ingestion.commands.feast_cmd",
-    "plan": "ingestion.commands.feast_cmd",
-    "serve": "ingestion.commands.serve",
-    "simulate": "ingestion.simulators.cli",
-    "backfill": "ingestion.jobs.cli",
-    "materialize": "ingestion.jobs.materialize_cli",
-    "compact": "ingestion.jobs.compact_cli",
-    "stream": "ingestion.stream.cli",
-    "health": "ingestion.ops.health_cli",
-    "bench": "ingestion.bench.cli",
-}
+# Every command is the module ``ingestion.commands.<name>``; ``plan`` shares ``apply``'s module (the same Feast call).
+COMMANDS: tuple[str, ...] = (
+    "demo", "apply", "plan", "serve", "simulate", "backfill", "materialize", "compact", "stream", "health", "bench",
+)  # fmt: skip
+_SHARED = {"plan": "apply"}
+
+
+def command_module(name: str) -> str:
+    """The module implementing command ``name``."""
+    return f"ingestion.commands.{_SHARED.get(name, name)}"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,13 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     parser.add_argument("--log-json", action="store_true", help="log as JSON lines")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, module_name in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue
-            raise
+    for name in COMMANDS:
+        module = importlib.import_module(command_module(name))
         helps = getattr(module, "HELPS", {})
         p = sub.add_parser(name, help=helps.get(name, module.HELP), description=helps.get(name, module.HELP))
         module.add_arguments(p, name)
@@ -69,12 +64,28 @@ def configure_logging(verbose: bool, as_json: bool = False) -> None:
     configure(verbose, as_json)
 
 
+def check_environment() -> None:
+    """Settings every command shares, checked before any command runs: a malformed ``REDIS_URL`` (an ``http://``
+    one, say) is one line here instead of a traceback from whichever module parses it first."""
+    from ingestion.config import settings
+    from ingestion.store.redis_conn import parse_redis_url
+
+    url = settings().redis_url
+    if url:
+        try:
+            parse_redis_url(url)
+        except ValueError as exc:  # its text names the accepted forms, never the URL (it may hold a password)
+            raise ConfigError(str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose, args.log_json)
     try:
-        result: int = args.func(args)
+        with interrupt_on_signals():
+            check_environment()
+            result: int = args.func(args)
         return result
     except ConfigError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
@@ -82,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IngestionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except Interrupted as exc:
+        print(f"stopped by {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 

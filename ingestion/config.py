@@ -19,6 +19,7 @@ DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 POLYGON_DEFAULT_BASE_URL = "https://api.polygon.io"
 POLYGON_DEFAULT_WS_URL = "wss://socket.polygon.io/stocks"
 UW_DEFAULT_BASE_URL = "https://api.unusualwhales.com"
+ACCEPT_ENVIRONMENT_VARIABLE = "FEAST_ACCEPT_ENVIRONMENT"
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class Settings:
     redis_url: str | None = field(default=None, repr=False)
     data_dir: Path = DEFAULT_DATA_DIR
     repo_path: Path = DEFAULT_REPO_PATH
+    accept_environment: bool = False
+    """``FEAST_ACCEPT_ENVIRONMENT=1``: let this run change the vendor environment the data dir records (see
+    :mod:`ingestion.store.environment`)."""
 
     @property
     def offline_dir(self) -> Path:
@@ -64,6 +68,10 @@ def _nonempty(env: Mapping[str, str], *names: str) -> str | None:
     return None
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return (_nonempty(env, name) or "").lower() in ("1", "true", "yes")
+
+
 def settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from ``env`` (default: the process environment) now."""
     env = os.environ if env is None else env
@@ -76,6 +84,7 @@ def settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_url=_nonempty(env, "REDIS_URL"),
         data_dir=Path(_nonempty(env, "FEAST_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve(),
         repo_path=Path(_nonempty(env, "FEAST_REPO_PATH") or DEFAULT_REPO_PATH).expanduser().resolve(),
+        accept_environment=_flag(env, ACCEPT_ENVIRONMENT_VARIABLE),
     )
 
 

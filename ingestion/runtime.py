@@ -1,7 +1,9 @@
 """What a command runs against: real vendors or the built-in simulators, a Redis, and an applied feature repo.
 
 Every command (demo, backfill, stream, health) starts from :func:`runtime`, so the rule "no key means simulator, no
-``REDIS_URL`` means embedded Redis" lives in one place, and each command says so on stderr.
+``REDIS_URL`` means embedded Redis" lives in one place, and each command says so on stderr. The runtime also knows,
+per vendor, which environment a run fetches from (:meth:`Runtime.environment`), so that a job can claim the data dir
+for it before writing (:meth:`Runtime.claim_data_dir`) and a simulator's rows never land beside a real vendor's.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 from ingestion.config import Settings
 from ingestion.errors import ConfigError, IngestionError
 from ingestion.simulators.keys import POLYGON_SIM_KEY, UW_SIM_TOKEN
+from ingestion.store.environment import Vendor, VendorEnvironment, claim
+from ingestion.store.writable import require_writable
 
 
 @dataclass(frozen=True)
@@ -28,12 +32,29 @@ class Runtime:
     simulated_uw: bool
     stack: Any = None
 
-    def unknown_symbols(self, symbols: list[str], vendor: str = "polygon") -> list[str]:
-        """Symbols the simulated market does not list, when ``vendor`` ("polygon" or "uw") is simulated; else []."""
-        simulated = self.simulated_polygon if vendor == "polygon" else self.simulated_uw
-        if not simulated or self.stack is None:
+    def simulated(self, vendor: Vendor) -> bool:
+        """Whether ``vendor`` ("polygon" or "uw") is the built-in simulator in this run."""
+        return self.simulated_polygon if vendor == "polygon" else self.simulated_uw
+
+    def unknown_symbols(self, symbols: list[str], vendor: Vendor = "polygon") -> list[str]:
+        """Symbols the simulated market does not list, when ``vendor`` is simulated; else []."""
+        if not self.simulated(vendor) or self.stack is None:
             return []
         return sorted(s for s in symbols if s != "*" and not self.stack.market.has_symbol(s))
+
+    def environment(self, vendor: Vendor) -> VendorEnvironment:
+        """Where this run's ``vendor`` data comes from: the simulator, or a real server (base URL, key fingerprint)."""
+        s = self.settings
+        base_url, key = (
+            (s.polygon_base_url, self.polygon_key) if vendor == "polygon" else (s.uw_base_url, self.uw_token)
+        )
+        return VendorEnvironment.of(simulated=self.simulated(vendor), base_url=base_url, key=key)
+
+    def claim_data_dir(self, *vendors: Vendor) -> None:
+        """Call before fetching ``vendors``' data into the data dir: records this run's environment of each on first
+        use, and raises a one-line :class:`ConfigError` when the data dir holds that vendor's data from another."""
+        for vendor in vendors:
+            claim(self.settings.data_dir, vendor, self.environment(vendor), accept=self.settings.accept_environment)
 
     @property
     def redis_url(self) -> str:
@@ -71,8 +92,13 @@ def check_redis(url: str) -> None:
 def runtime(
     s: Settings, *, apply_repo: bool = True, replay: Any = None, announce: bool = True, seed: int = 7
 ) -> Iterator[Runtime]:
-    """Resolve vendors (simulators for any vendor without a key), Redis (embedded when unset) and the registry."""
+    """Resolve vendors (simulators for any vendor without a key), Redis (embedded when unset) and the registry.
+
+    An unwritable data dir is refused first, in one line, before anything is started.
+    """
     from ingestion.store.redis_server import redis_url_or_embedded
+
+    require_writable(s.data_dir)
 
     with contextlib.ExitStack() as stack:
         sims = None
@@ -107,7 +133,10 @@ def runtime(
                 ]
                 print(f"No {' / '.join(missing)}: using the built-in simulators.", file=sys.stderr)
             if not s.redis_url:
-                print(f"No REDIS_URL: using an embedded redis-server ({redis_url.rsplit('/', 1)[0]}).", file=sys.stderr)
+                from ingestion.http.redaction import redact_url
+
+                # The URL carries the server's generated password: shown masked.
+                print(f"No REDIS_URL: using an embedded redis-server ({redact_url(redis_url)}).", file=sys.stderr)
         resolved = replace(
             s, polygon_base_url=polygon_url, polygon_ws_url=ws_url, uw_base_url=uw_url, redis_url=redis_url
         )

@@ -10,13 +10,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 from ingestion.http import (
     BearerAuth,
+    BodyLimits,
     CircuitBreaker,
     ErrorMapper,
     ResponseCache,
     ResponseHook,
     RetryPolicy,
+    Timeouts,
     TokenBucket,
     VendorHTTP,
 )
@@ -29,6 +34,7 @@ class HTTPOptions:
     ``requests_per_minute``: the client-side budget (None: no limiter, for plans the vendor calls unlimited).
     ``redis_url``: share the cache, the limiter and the breaker between processes; None keeps them in-process.
     ``retry``: the retry policy (tests inject one with a fake sleep).
+    ``timeouts``: connect, read and total-deadline seconds per attempt; ``limits``: byte limits of a body.
     """
 
     use_cache: bool = True
@@ -37,8 +43,15 @@ class HTTPOptions:
     failure_threshold: int = 5
     recovery_timeout: float = 30.0
     retry: RetryPolicy | None = None
+    timeouts: Timeouts | None = None
+    limits: BodyLimits | None = None
     breaker: CircuitBreaker | None = None
     limiter: TokenBucket | None = None
+
+    def __post_init__(self) -> None:
+        # 0 once meant "no limit" by accident (a falsy budget built no limiter): no limit is None, said so.
+        if self.requests_per_minute is not None and self.requests_per_minute < 1:
+            raise ValueError(f"requests_per_minute must be 1 or more, or None for no limit: {self.requests_per_minute}")
 
 
 def build_vendor_http(
@@ -58,7 +71,11 @@ def build_vendor_http(
     if options.redis_url:
         from ingestion.store.redis_conn import connect
 
-        redis_client = connect(options.redis_url)
+        # Shared state is an optimisation: when Redis is gone, fail fast (no redis-py backoff of several seconds,
+        # no wait on a hung server) and let each concern degrade to its in-process state (RedisGuard).
+        redis_client = connect(
+            options.redis_url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2.0, socket_timeout=5.0
+        )
     breaker = options.breaker or CircuitBreaker(
         failure_threshold=options.failure_threshold,
         recovery_timeout=options.recovery_timeout,
@@ -77,6 +94,8 @@ def build_vendor_http(
         base_url,
         auth=auth,
         retry=options.retry or RetryPolicy(),
+        timeouts=options.timeouts,
+        limits=options.limits,
         breaker=breaker,
         limiter=limiter,
         cache=cache,

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ingestion import calendar
 from ingestion.config import Settings, settings
+from ingestion.jobs.args import whole_number
 
 HELP = "run the whole chain on the simulators and an embedded Redis (no keys needed)"
 DEMO_SYMBOLS = ("AAPL", "MSFT", "NVDA", "SPY")
@@ -26,7 +27,9 @@ DEMO_SYMBOLS = ("AAPL", "MSFT", "NVDA", "SPY")
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     del name
     parser.add_argument("--symbols", default=",".join(DEMO_SYMBOLS), help="comma-separated tickers")
-    parser.add_argument("--days", type=int, default=120, help="calendar days of daily history to backfill")
+    parser.add_argument(
+        "--days", type=whole_number("days"), default=120, help="calendar days of daily history to backfill"
+    )
     parser.add_argument("--stream-seconds", type=float, default=5.0, help="seconds of real-time streaming (0: skip)")
 
 
@@ -59,7 +62,7 @@ def run_demo(
             write_online(rt, summary)
             out.write(summary.table() + "\n")
         if stream_seconds > 0:
-            from ingestion.stream.cli import StreamOptions, stream_with
+            from ingestion.stream.runner import StreamOptions, stream_with
 
             stream_with(rt, StreamOptions(symbols=symbols[:2], seconds=stream_seconds), out)
         store = open_store(rt.settings, rt.redis_url)

@@ -19,17 +19,22 @@ A vendor client builds one :class:`VendorHTTP` from policies passed as values an
                     cache_ttl=CacheTTL.HISTORICAL, cache_if=lambda r: r.json().get("status") == "OK")
     rows = page.json()["results"]     # or parse page.body (raw bytes) straight to columns
 
-One module per concern: ``session`` (pooled sessions, timeouts), ``retry`` (when and how long), ``breaker``,
-``ratelimit``, ``cache``, ``status`` (HTTP status to typed errors), ``redaction``, ``metrics``, ``auth``,
-``clock`` (injectable time) and ``client`` (the composition).
+One module per concern: ``session`` (pooled sessions, timeouts), ``exchange`` (one bounded GET), ``body`` (size
+limits and bounded decompression), ``deadline`` (the total deadline of an attempt), ``environ`` (proxies and CA
+bundle from the environment), ``retry`` (when and how long), ``breaker``, ``ratelimit``, ``cache``, ``scope`` (the
+environment a cached value belongs to, and its seal), ``redis_guard`` (degrading when Redis fails), ``status`` (HTTP
+status to typed errors), ``redaction``, ``metrics``, ``auth``, ``clock`` (injectable time), ``client`` (the
+composition) and ``paging`` (the one bounded loop over a vendor's pages).
 """
 
 from ingestion.http.auth import AuthProvider, BearerAuth
+from ingestion.http.body import BodyLimits, BodyTooLarge
 from ingestion.http.breaker import CircuitBreaker, CircuitState
 from ingestion.http.cache import CacheTTL, ResponseCache, cache_key
 from ingestion.http.client import CachePredicate, ErrorMapper, ResponseHook, VendorHTTP
 from ingestion.http.clock import Clock, ManualClock, Sleep, monotonic_clock, real_sleep, wall_clock
 from ingestion.http.metrics import HTTPMetrics, default_metrics
+from ingestion.http.paging import DEFAULT_MAX_PAGES, PagingError, paginate
 from ingestion.http.ratelimit import LimiterStats, TokenBucket
 from ingestion.http.redaction import (
     SECRETS,
@@ -40,20 +45,26 @@ from ingestion.http.redaction import (
     redact,
     redact_exception,
     redact_headers,
+    redact_text,
     redact_url,
     register_secret,
     strip_auth_params,
 )
 from ingestion.http.result import HTTPResult
 from ingestion.http.retry import RetryPolicy, is_retryable, parse_retry_after
+from ingestion.http.scope import CacheScope
 from ingestion.http.session import Timeouts, make_session
 from ingestion.http.status import error_for_status
 
 __all__ = [
+    "DEFAULT_MAX_PAGES",
     "SECRETS",
     "AuthProvider",
     "BearerAuth",
+    "BodyLimits",
+    "BodyTooLarge",
     "CachePredicate",
+    "CacheScope",
     "CacheTTL",
     "CircuitBreaker",
     "CircuitState",
@@ -63,6 +74,7 @@ __all__ = [
     "HTTPResult",
     "LimiterStats",
     "ManualClock",
+    "PagingError",
     "RedactingFilter",
     "ResponseCache",
     "ResponseHook",
@@ -80,11 +92,13 @@ __all__ = [
     "key_fingerprint",
     "make_session",
     "monotonic_clock",
+    "paginate",
     "parse_retry_after",
     "real_sleep",
     "redact",
     "redact_exception",
     "redact_headers",
+    "redact_text",
     "redact_url",
     "register_secret",
     "strip_auth_params",

@@ -24,7 +24,7 @@ class BearerAuth:
 
     @property
     def fingerprint(self) -> str:
-        """12 hex chars of SHA-256 of the key: a safe per-key name for limiter buckets and logs."""
+        """16 hex chars of a keyed hash of the key (:func:`key_fingerprint`): a safe name for buckets and logs."""
         return key_fingerprint(self._key)
 
     def __call__(self) -> Mapping[str, str]:

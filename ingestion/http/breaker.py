@@ -12,7 +12,8 @@ At most ``half_open_max_calls`` probes are in flight while HALF_OPEN; other call
 The transitions are one pure function over a small :class:`_Snapshot`. Two backends apply it: an in-process one
 under a lock, and a Redis one inside a ``WATCH``/``MULTI`` transaction, so several processes share one breaker
 without a second copy of the logic. The Redis backend needs clocks that agree across processes: its default clock
-is the wall clock (epoch seconds).
+is the wall clock (epoch seconds). When Redis fails mid-run, the breaker carries on in process from the last state
+Redis returned, with one warning (:class:`~ingestion.http.redis_guard.RedisGuard`), rather than fail the job.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import redis
 
 from ingestion.errors import CircuitOpen
 from ingestion.http.clock import Clock, monotonic_clock, wall_clock
+from ingestion.http.redis_guard import RedisGuard
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,11 @@ class _LocalBackend:
         with self._lock:
             return self._snap
 
+    def remember(self, snap: _Snapshot) -> None:
+        """Take over ``snap`` (the last state the shared backend returned) as this backend's state."""
+        with self._lock:
+            self._snap = snap
+
 
 class _RedisBackend:
     """The snapshot in a Redis hash, updated with optimistic transactions (``WATCH``) so processes never race."""
@@ -186,6 +193,31 @@ class _RedisBackend:
                     continue
 
 
+class _SharedBackend:
+    """The Redis backend while Redis answers; an in-process one, seeded with the last shared state, while it fails."""
+
+    def __init__(self, shared: _RedisBackend, guard: RedisGuard) -> None:
+        self._shared = shared
+        self._local = _LocalBackend()
+        self._guard = guard
+
+    def update(self, fn: Callable[[_Snapshot], _Snapshot]) -> tuple[_Snapshot, _Snapshot]:
+        def shared() -> tuple[_Snapshot, _Snapshot]:
+            old, new = self._shared.update(fn)
+            self._local.remember(new)
+            return old, new
+
+        return self._guard.run(shared, lambda: self._local.update(fn))
+
+    def read(self) -> _Snapshot:
+        def shared() -> _Snapshot:
+            snap = self._shared.read()
+            self._local.remember(snap)
+            return snap
+
+        return self._guard.run(shared, self._local.read)
+
+
 class CircuitBreaker:
     """A circuit breaker, in-process by default or shared across processes through ``redis``.
 
@@ -234,7 +266,10 @@ class CircuitBreaker:
         self._rules = _Rules(failure_threshold, recovery_timeout, success_threshold, half_open_max_calls)
         self._clock = clock or (wall_clock if redis is not None else monotonic_clock)
         self._backend: _Backend = (
-            _RedisBackend(redis, f"{key_prefix}:{name}", ttl=max(3600, int(recovery_timeout * 10)))
+            _SharedBackend(
+                _RedisBackend(redis, f"{key_prefix}:{name}", ttl=max(3600, int(recovery_timeout * 10))),
+                RedisGuard(f"circuit {name}", log),
+            )
             if redis is not None
             else _LocalBackend()
         )
@@ -244,7 +279,7 @@ class CircuitBreaker:
     @property
     def shared(self) -> bool:
         """True when the state lives in Redis."""
-        return isinstance(self._backend, _RedisBackend)
+        return isinstance(self._backend, _SharedBackend)
 
     def add_listener(self, listener: StateListener) -> None:
         """Be told about every transition this process makes (metrics, alert logs)."""

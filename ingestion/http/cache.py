@@ -6,8 +6,12 @@ What may be cached is decided by construction:
   2xx (``ValueError``), so an error page cannot be stored by mistake;
 * whether a 2xx body is complete (not a partial or malformed page) is the vendor client's call: it passes
   ``cache_if`` to :meth:`VendorHTTP.get` or stores explicitly after parsing;
-* keys are SHA-256 of vendor, endpoint, path and the sorted query with credential-like parameters removed, under
-  ``{prefix}:{vendor}:``; so a key contains no secret and the same request with or without ``apiKey=`` hits one entry.
+* keys are SHA-256 of the environment (:class:`~ingestion.http.scope.CacheScope`: base URL and key fingerprint),
+  vendor, endpoint, path and the sorted query with credential-like parameters removed, under ``{prefix}:{vendor}:``;
+  so a key contains no secret, the same request with or without ``apiKey=`` hits one entry, and a simulator's answer
+  is never served to a run against the real vendor (or with another key);
+* every value is sealed by its scope (HMAC over the storage key, the metadata with its expiry, and the body) and
+  checked on read: a value that fails is counted in :attr:`ResponseCache.rejected`, logged, and treated as a miss.
 
 The caller chooses the TTL per data type; :class:`CacheTTL` holds the suggested values.
 """
@@ -30,7 +34,9 @@ import redis
 
 from ingestion.http.clock import Clock, monotonic_clock
 from ingestion.http.redaction import strip_auth_params
+from ingestion.http.redis_guard import DEFAULT_RETRY_AFTER, RedisGuard
 from ingestion.http.result import HTTPResult
+from ingestion.http.scope import CacheScope
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +65,12 @@ def _canonical(params: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return sorted((str(k), norm(v)) for k, v in strip_auth_params(params).items() if v is not None)
 
 
-def cache_key(prefix: str, vendor: str, kind: str, parts: list[Any], params: Mapping[str, Any]) -> str:
-    """``{prefix}:{vendor}:{kind}:{sha256}`` over ``parts`` and the sorted, credential-free ``params``."""
-    digest = hashlib.sha256(orjson.dumps([vendor, kind, *parts, _canonical(params)])).hexdigest()
+def cache_key(
+    prefix: str, vendor: str, kind: str, parts: list[Any], params: Mapping[str, Any], scope: CacheScope
+) -> str:
+    """``{prefix}:{vendor}:{kind}:{sha256}`` over the scope (base URL, key fingerprint), ``parts`` and the sorted,
+    credential-free ``params``."""
+    digest = hashlib.sha256(orjson.dumps([*scope.parts, vendor, kind, *parts, _canonical(params)])).hexdigest()
     return f"{prefix}:{vendor}:{kind}:{digest}"
 
 
@@ -116,9 +125,8 @@ def _unpack(raw: bytes) -> tuple[dict[str, Any], bytes]:
 
 
 def _cached_result(
-    vendor: str, endpoint: str, path: str, query: Mapping[str, Any], raw: bytes, **extra: Any
+    vendor: str, endpoint: str, path: str, query: Mapping[str, Any], meta: dict[str, Any], body: bytes, **extra: Any
 ) -> HTTPResult:
-    meta, body = _unpack(raw)
     return HTTPResult(
         vendor=vendor,
         endpoint=endpoint,
@@ -145,7 +153,11 @@ class ResponseCache:
         redis_retry_after: seconds to stay in process after a Redis error before trying Redis again.
 
     If Redis raises, the cache logs one warning and carries on in process for ``redis_retry_after`` seconds: a
-    cache outage must not add a connect timeout to every request, nor stop ingestion.
+    cache outage must not add a connect timeout to every request, nor stop ingestion
+    (:class:`~ingestion.http.redis_guard.RedisGuard`).
+
+    Every method takes the ``scope`` of the value (:class:`~ingestion.http.scope.CacheScope`); the default,
+    :meth:`CacheScope.local`, suits values cached outside any vendor client and verifies only in this process.
     """
 
     def __init__(
@@ -155,17 +167,17 @@ class ResponseCache:
         prefix: str = "ingestion:cache",
         clock: Clock | None = None,
         max_local_entries: int = 4096,
-        redis_retry_after: float = 30.0,
+        redis_retry_after: float = DEFAULT_RETRY_AFTER,
     ) -> None:
         self._redis = redis
         self.prefix = prefix
         self._clock = clock or monotonic_clock
         self._local = _LocalStore(self._clock, max_local_entries)
-        self._warned = False
-        self._redis_retry_after = redis_retry_after
-        self._redis_down_until = float("-inf")
+        self._guard = RedisGuard("response cache", log, clock=self._clock, retry_after=redis_retry_after)
         self.hits = 0
         self.misses = 0
+        self.rejected = 0
+        """Values that failed their integrity check or expiry (each also counted as a miss)."""
 
     @classmethod
     def from_url(cls, redis_url: str | None, **kwargs: Any) -> ResponseCache:
@@ -183,34 +195,52 @@ class ResponseCache:
 
     # -- storage -------------------------------------------------------------------------------------------------
 
-    def _use_redis(self) -> bool:
-        return self._redis is not None and self._clock() >= self._redis_down_until
-
     def _get(self, key: str) -> bytes | None:
-        if self._redis is not None and self._use_redis():
-            try:
-                raw = self._redis.get(key)
-                return raw if isinstance(raw, bytes) else None
-            except redis.RedisError as exc:
-                self._degrade(exc)
-        return self._local.get(key)
+        client = self._redis
+        if client is None:
+            return self._local.get(key)
+
+        def shared() -> bytes | None:
+            raw = client.get(key)
+            return raw if isinstance(raw, bytes) else None
+
+        return self._guard.run(shared, lambda: self._local.get(key))
 
     def _set(self, key: str, value: bytes, ttl: float) -> None:
         if ttl <= 0:
             return
-        if self._redis is not None and self._use_redis():
-            try:
-                self._redis.set(key, value, px=max(1, int(ttl * 1000)))
-                return
-            except redis.RedisError as exc:
-                self._degrade(exc)
-        self._local.set(key, value, ttl)
+        client = self._redis
+        if client is None:
+            self._local.set(key, value, ttl)
+            return
 
-    def _degrade(self, exc: redis.RedisError) -> None:
-        self._redis_down_until = self._clock() + self._redis_retry_after
-        if not self._warned:
-            self._warned = True
-            log.warning("response cache: Redis unavailable (%s); using the in-process cache", type(exc).__name__)
+        def shared() -> None:
+            client.set(key, value, px=max(1, int(ttl * 1000)))
+
+        self._guard.run(shared, lambda: self._local.set(key, value, ttl))
+
+    def _put_sealed(self, key: str, scope: CacheScope, meta: dict[str, Any], body: bytes, ttl: float) -> None:
+        self._set(key, scope.seal(key, _pack(meta, body)), ttl)
+
+    def _get_sealed(self, key: str, scope: CacheScope, now: float | None) -> tuple[dict[str, Any], bytes] | None:
+        """The metadata and body stored at ``key``, when present, sealed by ``scope`` and not past its expiry."""
+        raw = self._get(key)
+        if raw is None:
+            return None
+        payload = scope.unseal(key, raw)
+        if payload is None:
+            self._reject(key, "failed its integrity check")
+            return None
+        meta, body = _unpack(payload)
+        if float(meta.get("expires_at", 0.0)) <= (time.time() if now is None else now):
+            # Signed expiry: a once-valid value replayed after its time is refused like a forged one.
+            self._reject(key, "is past its signed expiry")
+            return None
+        return meta, body
+
+    def _reject(self, key: str, why: str) -> None:
+        self.rejected += 1
+        log.warning("response cache: entry %s %s; treated as a miss", key, why)
 
     def _count(self, hit: bool) -> None:
         if hit:
@@ -220,69 +250,106 @@ class ResponseCache:
 
     # -- responses -----------------------------------------------------------------------------------------------
 
-    def response_key(self, vendor: str, endpoint: str, path: str, query: Mapping[str, Any]) -> str:
-        return cache_key(self.prefix, vendor, "resp", [endpoint, path], query)
+    def response_key(
+        self, vendor: str, endpoint: str, path: str, query: Mapping[str, Any], scope: CacheScope | None = None
+    ) -> str:
+        return cache_key(self.prefix, vendor, "resp", [endpoint, path], query, scope or CacheScope.local())
 
-    def get(self, vendor: str, endpoint: str, path: str, query: Mapping[str, Any]) -> HTTPResult | None:
-        """The cached 2xx response for this request, marked ``from_cache=True``, or None."""
-        raw = self._get(self.response_key(vendor, endpoint, path, query))
-        self._count(raw is not None)
-        if raw is None:
+    def stale_key(
+        self, vendor: str, endpoint: str, path: str, query: Mapping[str, Any], scope: CacheScope | None = None
+    ) -> str:
+        return cache_key(self.prefix, vendor, "last-good", [endpoint, path], query, scope or CacheScope.local())
+
+    def get(
+        self,
+        vendor: str,
+        endpoint: str,
+        path: str,
+        query: Mapping[str, Any],
+        *,
+        scope: CacheScope | None = None,
+        now: float | None = None,
+    ) -> HTTPResult | None:
+        """The cached 2xx response for this request in ``scope``, marked ``from_cache=True``, or None.
+
+        ``now`` is the wall-clock time (epoch seconds, default the system clock) checked against the signed expiry.
+        """
+        scope = scope or CacheScope.local()
+        found = self._get_sealed(self.response_key(vendor, endpoint, path, query, scope), scope, now)
+        self._count(found is not None)
+        if found is None:
             return None
-        return _cached_result(vendor, endpoint, path, query, raw)
+        return _cached_result(vendor, endpoint, path, query, *found)
 
-    def put(self, result: HTTPResult, ttl: float, *, stored_at: float | None = None) -> None:
-        """Store a fresh 2xx response for ``ttl`` seconds. Anything else raises ``ValueError``.
+    def put(
+        self, result: HTTPResult, ttl: float, *, stored_at: float | None = None, scope: CacheScope | None = None
+    ) -> None:
+        """Store a fresh 2xx response for ``ttl`` seconds in ``scope``. Anything else raises ``ValueError``.
 
         A last-good copy is also kept for :data:`STALE_TTL` (at least ``ttl``), for :meth:`get_stale` to serve when
-        the vendor is down. ``stored_at`` is the wall-clock time of the fetch (epoch seconds).
+        the vendor is down. ``stored_at`` is the wall-clock time of the fetch (epoch seconds); the signed expiries
+        count from it.
         """
         if not result.ok:
             raise ValueError(f"refusing to cache a {result.status} response: only 2xx responses are cached")
         if result.from_cache:
             return
+        scope = scope or CacheScope.local()
+        stored = time.time() if stored_at is None else stored_at
         # Only the content type is kept: quota and date headers would be stale when replayed.
         headers = {k: v for k, v in result.headers.items() if k == "content-type"}
-        meta = {"status": result.status, "headers": headers, "request_id": result.request_id}
-        meta["stored_at"] = time.time() if stored_at is None else stored_at
-        blob = _pack(meta, result.body)
-        self._set(self.response_key(result.vendor, result.endpoint, result.path, result.query), blob, ttl)
-        self._set(self.stale_key(result.vendor, result.endpoint, result.path, result.query), blob, max(ttl, STALE_TTL))
-
-    def stale_key(self, vendor: str, endpoint: str, path: str, query: Mapping[str, Any]) -> str:
-        return cache_key(self.prefix, vendor, "last-good", [endpoint, path], query)
+        meta = {"status": result.status, "headers": headers, "request_id": result.request_id, "stored_at": stored}
+        args = (result.vendor, result.endpoint, result.path, result.query, scope)
+        self._put_sealed(self.response_key(*args), scope, {**meta, "expires_at": stored + ttl}, result.body, ttl)
+        keep = max(ttl, STALE_TTL)
+        self._put_sealed(self.stale_key(*args), scope, {**meta, "expires_at": stored + keep}, result.body, keep)
 
     def get_stale(
-        self, vendor: str, endpoint: str, path: str, query: Mapping[str, Any], *, now: float | None = None
+        self,
+        vendor: str,
+        endpoint: str,
+        path: str,
+        query: Mapping[str, Any],
+        *,
+        now: float | None = None,
+        scope: CacheScope | None = None,
     ) -> HTTPResult | None:
         """The last good response for this request, marked ``stale=True`` with its ``age`` in seconds, or None."""
-        raw = self._get(self.stale_key(vendor, endpoint, path, query))
-        if raw is None:
+        scope = scope or CacheScope.local()
+        now = time.time() if now is None else now
+        found = self._get_sealed(self.stale_key(vendor, endpoint, path, query, scope), scope, now)
+        if found is None:
             return None
-        stored_at = float(_unpack(raw)[0].get("stored_at", 0.0))
-        age = max(0.0, (time.time() if now is None else now) - stored_at)
-        return _cached_result(vendor, endpoint, path, query, raw, stale=True, age=age)
+        age = max(0.0, now - float(found[0].get("stored_at", 0.0)))
+        return _cached_result(vendor, endpoint, path, query, *found, stale=True, age=age)
 
     # -- frames --------------------------------------------------------------------------------------------------
 
-    def frame_key(self, name: str, params: Mapping[str, Any]) -> str:
-        return cache_key(self.prefix, "frames", name, [], params)
+    def frame_key(self, name: str, params: Mapping[str, Any], scope: CacheScope | None = None) -> str:
+        return cache_key(self.prefix, "frames", name, [], params, scope or CacheScope.local())
 
-    def set_dataframe(self, name: str, params: Mapping[str, Any], df: pd.DataFrame, ttl: float) -> None:
+    def set_dataframe(
+        self, name: str, params: Mapping[str, Any], df: pd.DataFrame, ttl: float, *, scope: CacheScope | None = None
+    ) -> None:
         """Keep ``df`` for ``ttl`` seconds as Arrow IPC (dtypes, time zones and index survive the round trip)."""
         table = pa.Table.from_pandas(df)
         sink = io.BytesIO()
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
-        self._set(self.frame_key(name, params), sink.getvalue(), ttl)
+        scope = scope or CacheScope.local()
+        meta = {"expires_at": time.time() + ttl}
+        self._put_sealed(self.frame_key(name, params, scope), scope, meta, sink.getvalue(), ttl)
 
-    def get_dataframe(self, name: str, params: Mapping[str, Any]) -> pd.DataFrame | None:
-        """The frame stored under ``name`` and ``params``, or None when absent or expired."""
-        raw = self._get(self.frame_key(name, params))
-        self._count(raw is not None)
-        if raw is None:
+    def get_dataframe(
+        self, name: str, params: Mapping[str, Any], *, scope: CacheScope | None = None
+    ) -> pd.DataFrame | None:
+        """The frame stored under ``name`` and ``params``, or None when absent, expired or failing its check."""
+        scope = scope or CacheScope.local()
+        found = self._get_sealed(self.frame_key(name, params, scope), scope, None)
+        self._count(found is not None)
+        if found is None:
             return None
-        with pa.ipc.open_stream(raw) as reader:
+        with pa.ipc.open_stream(found[1]) as reader:
             frame: pd.DataFrame = reader.read_all().to_pandas()
         return frame
 
@@ -292,11 +359,12 @@ class ResponseCache:
         """Drop every entry (of one vendor, or ``"frames"``, when given). Returns how many were dropped."""
         prefix = f"{self.prefix}:{vendor}:" if vendor else f"{self.prefix}:"
         dropped = self._local.delete_prefix(prefix)
-        if self._redis is not None and self._use_redis():
-            try:
-                keys = list(self._redis.scan_iter(match=prefix + "*", count=500))
-                if keys:
-                    dropped += cast(int, self._redis.delete(*keys))
-            except redis.RedisError as exc:
-                self._degrade(exc)
+        client = self._redis
+        if client is not None:
+
+            def shared() -> int:
+                keys = list(client.scan_iter(match=prefix + "*", count=500))
+                return cast(int, client.delete(*keys)) if keys else 0
+
+            dropped += self._guard.run(shared, lambda: 0)
         return dropped

@@ -2,9 +2,9 @@
 
 Per request::
 
-    cache lookup ──hit──> result (no request, no token)
+    cache lookup (this environment's sealed entry) ──hit──> result (no request, no token)
         │ miss
-        └─> retry policy, per attempt: breaker.check ─> limiter.acquire ─> session.get ─> classify
+        └─> retry policy, per attempt: breaker.check ─> limiter.acquire ─> exchange ─> classify
                                           │                                      │
                                CircuitOpen (not retried)       2xx: breaker success ─> cache store (if asked)
                                                                429: limiter.penalize(Retry-After), retry
@@ -13,6 +13,7 @@ Per request::
 
 The cache is consulted before the limiter so a hit spends no token; the breaker and the limiter sit inside the
 retry loop so that every attempt, first or retried, is counted against the vendor's limit and the circuit's health.
+``exchange`` (:mod:`~ingestion.http.exchange`) is one GET bounded by a total deadline and body size limits.
 """
 
 from __future__ import annotations
@@ -26,14 +27,17 @@ import requests
 
 from ingestion.errors import CircuitOpen, IngestionError, RateLimited, ServerError, TransportError, VendorError
 from ingestion.http.auth import AuthProvider
+from ingestion.http.body import BodyLimits, BodyTooLarge
 from ingestion.http.breaker import CircuitBreaker
 from ingestion.http.cache import ResponseCache
 from ingestion.http.clock import Clock, monotonic_clock, wall_clock
+from ingestion.http.exchange import exchange
 from ingestion.http.metrics import HTTPMetrics, default_metrics
 from ingestion.http.ratelimit import TokenBucket
-from ingestion.http.redaction import redact, redact_exception, strip_auth_params
+from ingestion.http.redaction import redact, redact_text, strip_auth_params
 from ingestion.http.result import HTTPResult
 from ingestion.http.retry import RetryPolicy, parse_retry_after
+from ingestion.http.scope import CacheScope
 from ingestion.http.session import Timeouts, make_session
 from ingestion.http.status import error_for_status, request_id_from
 
@@ -66,11 +70,13 @@ class VendorHTTP:
     Args:
         vendor: short name used in errors, metrics, cache namespaces (``"polygon"``, ``"uw"``).
         base_url: scheme and host (``https://api.polygon.io``); relative paths and ``next_url`` links are resolved
-            onto it, so a vendor link with a stray port or host never redirects our key elsewhere.
+            onto it, so a vendor link with a stray port or host never redirects our key elsewhere. With the key's
+            fingerprint it is the environment that cached responses belong to (:meth:`cache_scope`).
         auth: an :data:`~ingestion.http.auth.AuthProvider` (e.g. :class:`~ingestion.http.auth.BearerAuth`); its
             headers are added per attempt. None for public endpoints.
         session: a ``requests.Session`` (default :func:`~ingestion.http.session.make_session`).
-        timeouts: connect/read seconds.
+        timeouts: connect/read seconds and the total deadline of an attempt.
+        limits: byte limits of a response body, raw and decompressed (:class:`~ingestion.http.body.BodyLimits`).
         retry: the :class:`~ingestion.http.retry.RetryPolicy` (carries the injected sleep).
         breaker, limiter, cache: optional policies; None switches that concern off.
         metrics: where counters go (default: the process-wide :func:`~ingestion.http.metrics.default_metrics`).
@@ -90,6 +96,7 @@ class VendorHTTP:
         auth: AuthProvider | None = None,
         session: requests.Session | None = None,
         timeouts: Timeouts | None = None,
+        limits: BodyLimits | None = None,
         retry: RetryPolicy | None = None,
         breaker: CircuitBreaker | None = None,
         limiter: TokenBucket | None = None,
@@ -109,9 +116,11 @@ class VendorHTTP:
             )
         self.vendor = vendor
         self.base_url = f"{parts.scheme}://{parts.netloc}"
+        self._configured_base_url = base_url
         self.auth = auth
         self.session = session if session is not None else make_session()
         self.timeouts = timeouts or Timeouts()
+        self.limits = limits or BodyLimits()
         self.retry = retry or RetryPolicy()
         self.breaker = breaker
         self.limiter = limiter
@@ -125,6 +134,16 @@ class VendorHTTP:
         self.auth_hint = auth_hint
         if breaker is not None:
             breaker.add_listener(self.metrics.breaker_changed)
+
+    def cache_scope(self) -> CacheScope:
+        """The environment of this client's cached responses: its base URL and the fingerprint of its credential.
+
+        Taken per request, so a rotated key (the auth provider is called per attempt) gets entries of its own.
+        """
+        credential = None
+        if self.auth is not None:
+            credential = "\n".join(f"{k.lower()}: {v}" for k, v in sorted(self.auth().items()))
+        return CacheScope.of(self._configured_base_url, credential)
 
     def resolve(self, path_or_url: str, params: Params | None = None) -> tuple[str, dict[str, Any]]:
         """The path and merged query for a relative path or a vendor link (``next_url``) on :attr:`base_url`.
@@ -171,9 +190,10 @@ class VendorHTTP:
         endpoint = redact(endpoint)
         path, query = self.resolve(path_or_url, params)
         use_cache = self.cache is not None and cache_ttl is not None
+        scope = self.cache_scope() if use_cache else None
         if use_cache and not bypass_cache:
             assert self.cache is not None
-            hit = self.cache.get(self.vendor, endpoint, path, query)
+            hit = self.cache.get(self.vendor, endpoint, path, query, scope=scope, now=self._wall_clock())
             self.metrics.cache_event(self.vendor, endpoint, "hit" if hit else "miss")
             if hit is not None:
                 return hit
@@ -191,14 +211,14 @@ class VendorHTTP:
                 self.vendor,
                 endpoint,
                 attempt_no,
-                redact(str(exc)),
+                redact_text(str(exc)),
                 wait,
             )
 
         try:
             result = self.retry.call(attempt, on_retry=on_retry)
         except (CircuitOpen, ServerError, TransportError) as exc:
-            stale = self._stale(endpoint, path, query) if use_cache else None
+            stale = self._stale(endpoint, path, query, scope) if scope is not None else None
             if stale is None:
                 raise
             # The vendor is down: serve the last good copy, marked stale with its age, rather than fail outright.
@@ -210,13 +230,13 @@ class VendorHTTP:
             return stale
         if use_cache and (cache_if is None or cache_if(result)):
             assert self.cache is not None and cache_ttl is not None
-            self.cache.put(result, cache_ttl, stored_at=self._wall_clock())
+            self.cache.put(result, cache_ttl, stored_at=self._wall_clock(), scope=scope)
             self.metrics.cache_event(self.vendor, endpoint, "store")
         return result
 
-    def _stale(self, endpoint: str, path: str, query: dict[str, Any]) -> HTTPResult | None:
+    def _stale(self, endpoint: str, path: str, query: dict[str, Any], scope: CacheScope) -> HTTPResult | None:
         assert self.cache is not None
-        return self.cache.get_stale(self.vendor, endpoint, path, query, now=self._wall_clock())
+        return self.cache.get_stale(self.vendor, endpoint, path, query, now=self._wall_clock(), scope=scope)
 
     def _attempt(
         self, endpoint: str, path: str, query: dict[str, Any], extra: Mapping[str, str] | None, number: int
@@ -230,31 +250,36 @@ class VendorHTTP:
         url = urljoin(self.base_url, path)
         started = self._clock()
         try:
-            response = self.session.get(
-                url, params=query, headers=request_headers, timeout=self.timeouts.as_requests(), allow_redirects=False
+            answer = exchange(
+                self.session,
+                url,
+                params=query,
+                headers=request_headers,
+                timeouts=self.timeouts,
+                limits=self.limits,
+                vendor=self.vendor,
+                endpoint=endpoint,
             )
-            body = response.content  # reads the whole body: a truncated one raises here, inside the retry
-        except requests.RequestException as exc:
-            self.metrics.request(self.vendor, endpoint, None, self._clock() - started)
-            # `from None`: the library's exception text repeats the URL, and we do not re-show it unredacted.
-            failure = TransportError(f"request failed: {redact_exception(exc)}", vendor=self.vendor, endpoint=endpoint)
+        except (TransportError, BodyTooLarge) as failure:
+            # status: None when nothing came back; a refused body's own status otherwise.
+            self.metrics.request(self.vendor, endpoint, failure.status, self._clock() - started)
             self._failed(endpoint, failure)
-            raise failure from None
+            raise
         elapsed = self._clock() - started
-        self.metrics.request(self.vendor, endpoint, response.status_code, elapsed)
+        self.metrics.request(self.vendor, endpoint, answer.status, elapsed)
         result = HTTPResult(
             vendor=self.vendor,
             endpoint=endpoint,
             path=path,
             query=query,
-            status=response.status_code,
-            headers={k.lower(): v for k, v in response.headers.items()},
-            body=body,
+            status=answer.status,
+            headers=answer.headers,
+            body=answer.body,
             request_id=None,
             attempts=number,
             elapsed=elapsed,
         )
-        result.request_id = request_id_from(result.headers, b"" if result.ok else body)
+        result.request_id = request_id_from(result.headers, b"" if result.ok else answer.body)
         for hook in self.on_response:
             hook(result)
         if result.ok:

@@ -121,7 +121,7 @@ _default_lock = threading.Lock()
 
 
 def default_metrics() -> HTTPMetrics:
-    """The process-wide metrics (created on first use, never at import), for the later ``/metrics`` endpoint."""
+    """The process-wide metrics (created on first use, never at import), served at ``/metrics`` by ingestion.ops."""
     global _default
     with _default_lock:
         if _default is None:

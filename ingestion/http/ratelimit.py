@@ -15,11 +15,15 @@ The bucket adapts to what the vendor says:
 With ``redis`` the state lives in a Redis hash and each step is one Lua script (one round trip, atomic). The Lua
 text is the same algorithm as the in-process :func:`_take`/:func:`_restrict`; ``tests/http`` runs both side by side
 on one clock to keep them equal. Shared buckets need clocks that agree across processes: the default is the wall
-clock, passed to the script, so tests can still drive it with a manual clock.
+clock, passed to the script, so tests can still drive it with a manual clock. When Redis fails mid-run the bucket
+carries on in process with one warning (:class:`~ingestion.http.redis_guard.RedisGuard`): each process then keeps
+its own budget until Redis is back, which can let several processes together exceed the shared limit for that time;
+a 429 from the vendor still backs each of them off.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -27,6 +31,9 @@ import redis
 
 from ingestion.errors import RateLimited
 from ingestion.http.clock import Clock, Sleep, monotonic_clock, real_sleep, wall_clock
+from ingestion.http.redis_guard import RedisGuard
+
+log = logging.getLogger(__name__)
 
 # Clocks near 1.7e9 s resolve ~0.2 us, so refills land a hair short of a whole token after an exact wait. Grant within
 # a millionth of a token, and never sleep less than a microsecond: otherwise the clock may not move and we spin.
@@ -151,6 +158,7 @@ class TokenBucket:
         self._lock = threading.Lock()
         self._bucket = _Bucket(tokens=self.capacity, ts=self._clock())
         self.stats = LimiterStats()
+        self._guard = RedisGuard(f"rate limiter {name}", log)
         if redis is not None:
             self._take_script = redis.register_script(_LUA_TAKE)
             self._restrict_script = redis.register_script(_LUA_RESTRICT)
@@ -178,13 +186,21 @@ class TokenBucket:
     def try_acquire(self, cost: float = 1.0) -> float:
         """Take ``cost`` tokens if available now. Returns 0.0 when granted, else seconds until it could be."""
         now = self._clock()
-        if self._redis is not None:
+
+        def local() -> float:
+            with self._lock:
+                return _take(self._bucket, now, self.rate, self.capacity, cost)
+
+        if self._redis is None:
+            return local()
+
+        def shared() -> float:
             raw = self._take_script(
                 keys=[self._key], args=[repr(now), repr(self.rate), repr(self.capacity), cost, self._ttl]
             )
             return float(raw)
-        with self._lock:
-            return _take(self._bucket, now, self.rate, self.capacity, cost)
+
+        return self._guard.run(shared, local)
 
     def acquire(self, cost: float = 1.0, *, timeout: float | None = None) -> float:
         """Block (through the injected ``sleep``) until ``cost`` tokens are taken. Returns the seconds waited.
@@ -214,14 +230,22 @@ class TokenBucket:
 
     def _restrict(self, max_tokens: float, block_for: float) -> None:
         now = self._clock()
-        if self._redis is not None:
+
+        def local() -> None:
+            with self._lock:
+                _restrict(self._bucket, now, self.rate, self.capacity, max_tokens, block_for)
+
+        if self._redis is None:
+            local()
+            return
+
+        def shared() -> None:
             self._restrict_script(
                 keys=[self._key],
                 args=[repr(now), repr(self.rate), repr(self.capacity), repr(max_tokens), repr(block_for), self._ttl],
             )
-            return
-        with self._lock:
-            _restrict(self._bucket, now, self.rate, self.capacity, max_tokens, block_for)
+
+        self._guard.run(shared, local)
 
     def penalize(self, retry_after: float | None = None) -> None:
         """The vendor said 429: empty the bucket and hold every caller for ``retry_after`` seconds."""
@@ -241,8 +265,9 @@ class TokenBucket:
 
     def reset(self) -> None:
         """Refill the bucket and lift any block (and delete the shared state)."""
-        if self._redis is not None:
-            self._redis.delete(self._key)
+        client = self._redis
+        if client is not None:
+            self._guard.run(lambda: client.delete(self._key), lambda: 0)
         with self._lock:
             self._bucket = _Bucket(tokens=self.capacity, ts=self._clock())
 

@@ -13,6 +13,7 @@ module closes them in one place:
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
 import threading
@@ -56,9 +57,25 @@ def is_auth_name(name: str) -> bool:
     return norm in _AUTH_NAMES or norm.endswith(("apikey", "token", "secret", "password"))
 
 
-def key_fingerprint(secret: str) -> str:
-    """A short, stable, non-reversible id for a key (12 hex chars of SHA-256): safe for bucket names and logs."""
-    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+# Domain separation: the fingerprint is an HMAC under a fixed label, so it matches no plain SHA-256 of the key that
+# another tool might print, and it reveals nothing but "same key or not".
+_FINGERPRINT_DOMAIN = b"feast-market-data/key-fingerprint/v1"
+
+NO_KEY_FINGERPRINT = "none"
+"""The fingerprint of "no key at all" (public endpoints): its own environment, never confused with a real key's."""
+
+MAX_TEXT = 500
+"""Characters of vendor-supplied text (error bodies, echoed values) kept in an exception or a log line."""
+
+
+def key_fingerprint(secret: str | None) -> str:
+    """A short, stable, non-reversible id for a key: 16 hex chars of HMAC-SHA256 under a fixed domain label.
+
+    Safe for bucket names, cache keys and logs. ``None`` or an empty key gives :data:`NO_KEY_FINGERPRINT`.
+    """
+    if not secret:
+        return NO_KEY_FINGERPRINT
+    return hmac.new(_FINGERPRINT_DOMAIN, secret.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 class SecretRegistry:
@@ -114,6 +131,19 @@ def redact(text: str, registry: SecretRegistry = SECRETS) -> str:
     text = registry.redact(text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
     return _QUERY_CRED.sub(_mask_query_match, text)
+
+
+def redact_text(text: str, limit: int | None = MAX_TEXT, registry: SecretRegistry = SECRETS) -> str:
+    """``text`` made safe to print: secrets masked as by :func:`redact`, then cut to ``limit`` characters.
+
+    For anything a vendor or a user can make arbitrarily long or fill with echoed secrets: error bodies, exception
+    text, and printed reports such as job summaries (pass ``limit=None`` to redact without cutting). The cut comes
+    after masking, so it can never split a secret and leave half of it showing.
+    """
+    text = redact(text, registry)
+    if limit is None or len(text) <= limit:
+        return text
+    return text[: max(0, limit - 1)] + "…"
 
 
 # Only the schemes; a bare "token" would mask ordinary prose ("token is ...").

@@ -22,11 +22,12 @@ from collections.abc import Mapping
 import orjson
 
 from ingestion.errors import AuthError, ClientError, NotEntitled, RateLimited, ServerError, VendorError
-from ingestion.http.redaction import redact
+from ingestion.http.redaction import redact_text
 
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-correlation-id")
 _MESSAGE_FIELDS = ("message", "error", "msg", "detail", "status")
 MAX_MESSAGE = 300
+MAX_REQUEST_ID = 128
 
 
 def request_id_from(headers: Mapping[str, str], body: bytes = b"") -> str | None:
@@ -34,10 +35,11 @@ def request_id_from(headers: Mapping[str, str], body: bytes = b"") -> str | None
     for name in _REQUEST_ID_HEADERS:
         value = headers.get(name)
         if value:
-            return value
+            return redact_text(value, MAX_REQUEST_ID)
     payload = _json_object(body)
     rid = payload.get("request_id") if payload else None
-    return str(rid) if rid else None
+    # The id is vendor text too: a hostile or broken vendor can make it as long as a header line, or echo a key.
+    return redact_text(str(rid), MAX_REQUEST_ID) if rid else None
 
 
 def vendor_message(body: bytes) -> str:
@@ -52,8 +54,7 @@ def vendor_message(body: bytes) -> str:
                 break
     elif body:
         text = body[:MAX_MESSAGE].decode("utf-8", "replace").strip()
-    text = redact(" ".join(text.split()))
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+    return redact_text(" ".join(text.split()), MAX_MESSAGE)
 
 
 def _json_object(body: bytes) -> dict[str, object] | None:

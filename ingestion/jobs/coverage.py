@@ -4,15 +4,19 @@ The offline writer's watermark says how far the newest data reaches; a backfill 
 ranges are done, because a user may load June first and January later. Each completed chunk is recorded here after
 its rows are durable, and a run fetches only the parts of its range not yet covered. So re-running a range fetches
 nothing, a wider range fetches only what is missing, and an interrupted run resumes at the first missing chunk.
+
+Two runs may record units of one dataset at the same time (two backfills in two processes): each record is a
+read-modify-write of the dataset's file under an OS file lock (:func:`~ingestion.store.jsonstate.update_json`), so
+neither loses the other's units.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import threading
 from pathlib import Path
+from typing import Any
+
+from ingestion.store.jsonstate import read_json, update_json
 
 Interval = tuple[dt.date, dt.date]
 
@@ -53,33 +57,21 @@ class Coverage:
 
     def __init__(self, state_dir: Path) -> None:
         self._dir = state_dir / "coverage"
-        self._lock = threading.Lock()
 
     def _path(self, dataset: str) -> Path:
         return self._dir / f"{dataset}.json"
 
-    def _load(self, dataset: str) -> dict[str, list[Interval]]:
-        path = self._path(dataset)
-        if not path.exists():
-            return {}
-        raw = json.loads(path.read_text())
-        return {
-            sym: [(dt.date.fromisoformat(a), dt.date.fromisoformat(b)) for a, b in spans] for sym, spans in raw.items()
-        }
-
     def get(self, dataset: str, symbol: str) -> list[Interval]:
-        with self._lock:
-            return self._load(dataset).get(symbol, [])
+        # No lock: the file is replaced whole by a rename, so a reader sees one complete version.
+        raw = read_json(self._path(dataset)) or {}
+        return _intervals(raw.get(symbol, []))
 
     def add(self, dataset: str, symbol: str, interval: Interval) -> None:
         """Record ``interval`` as complete (call only after its rows are durable)."""
-        with self._lock:
-            data = self._load(dataset)
-            data[symbol] = merge([*data.get(symbol, []), interval])
-            self._dir.mkdir(parents=True, exist_ok=True)
-            path = self._path(dataset)
-            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            payload = {s: [[a.isoformat(), b.isoformat()] for a, b in spans] for s, spans in sorted(data.items())}
-            tmp.write_text(json.dumps(payload))
-            # Renamed into place, so a crash leaves the previous state rather than a torn file.
-            tmp.replace(path)
+        with update_json(self._path(dataset)) as data:
+            spans = merge([*_intervals(data.get(symbol, [])), interval])
+            data[symbol] = [[a.isoformat(), b.isoformat()] for a, b in spans]
+
+
+def _intervals(spans: list[Any]) -> list[Interval]:
+    return [(dt.date.fromisoformat(a), dt.date.fromisoformat(b)) for a, b in spans]

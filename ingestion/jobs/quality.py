@@ -8,13 +8,14 @@ would be a fabricated price.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ingestion import calendar
-from ingestion.datasets import ENTITY_KEY
+from ingestion.datasets import ENTITY_KEY, OHLCV_DAILY, OHLCV_MINUTE
 from ingestion.rejects import Rejected
 
 
@@ -101,3 +102,22 @@ def minute_gaps(bars: pd.DataFrame, start: str, end: str) -> dict[tuple[str, str
             for day, count in per_day.items():
                 missing[(str(symbol), str(day))] = int(count)
     return missing
+
+
+Check = Callable[..., tuple[pd.DataFrame, list[Rejected], QualityReport]]
+"""``check(frame, *, dataset, source)``: the rows that pass, the rows refused with their reason, and a report."""
+
+CHECKS: dict[str, Check] = {OHLCV_DAILY.name: check_bars, OHLCV_MINUTE.name: check_bars}
+"""The checks every row of a dataset passes before it is stored, whichever source fetched it."""
+
+
+def check_dataset(dataset: str, frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[Rejected], QualityReport]:
+    """Run ``dataset``'s checks on ``frame`` (rows of datasets without checks pass as they are).
+
+    Checks are idempotent: rows that passed once pass again unchanged, so a source that had to check early (daily
+    bars are checked before their derived features are computed) loses nothing to the second pass.
+    """
+    check = CHECKS.get(dataset)
+    if check is None or frame.empty:
+        return frame, [], QualityReport()
+    return check(frame, dataset=dataset, source=source)

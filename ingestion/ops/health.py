@@ -1,4 +1,4 @@
-"""Health checks: Redis, the Feast registry, vendor reachability and auth, and feature freshness per view.
+"""Health checks: the data dir, Redis, the Feast registry, vendor reachability and auth, and freshness per view.
 
 Each check returns a :class:`Check` with a one-line reason, so ``python -m ingestion health`` can print what is
 wrong and exit non-zero, and long-running commands can serve the same report on ``/health``.
@@ -65,6 +65,20 @@ def check_redis(redis_url: str | None) -> Check:
     return Check("redis", True, "reachable")
 
 
+def check_data_dir(s: Settings) -> Check:
+    """Can the commands write the data dir? Probed with a real write, changing nothing (no folder is created)."""
+    from ingestion.store.writable import unwritable_reason
+
+    reason = unwritable_reason(s.data_dir, create=False)
+    if reason is not None:
+        return Check(
+            "data dir",
+            False,
+            f"{s.data_dir} is not writable ({reason}): set FEAST_DATA_DIR to a directory this user can write",
+        )
+    return Check("data dir", True, f"{s.data_dir} writable")
+
+
 def check_registry(s: Settings, redis_url: str) -> tuple[Check, Any]:
     from ingestion.datasets import FEATURE_DATASETS
     from ingestion.store.feast_repo import open_store
@@ -128,7 +142,8 @@ def run_health(
     vendors: bool = True,
     now: float | None = None,
 ) -> HealthReport:
-    """Every check, in dependency order: a failed Redis check skips what needs Redis."""
+    """Every check, in dependency order: a failed Redis or data dir check skips what needs them (the registry is
+    opened through a ``feature_store.yaml`` rendered into the data dir)."""
     report = HealthReport()
     if vendors:
         report.checks.append(
@@ -139,9 +154,10 @@ def run_health(
         report.checks.append(
             check_vendor("unusual_whales", s.uw_base_url, s.uw_api_token, "/api/market/market-tide", "UW_API_TOKEN")
         )
+    data_dir = check_data_dir(s)
     redis_check = check_redis(s.redis_url)
-    report.checks.append(redis_check)
-    if not redis_check.ok or s.redis_url is None:
+    report.checks.extend((data_dir, redis_check))
+    if not redis_check.ok or not data_dir.ok or s.redis_url is None:
         return report
     registry, store = check_registry(s, s.redis_url)
     report.checks.append(registry)

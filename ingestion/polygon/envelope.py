@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
+from ingestion import json_overflow
 from ingestion.errors import SchemaError
+from ingestion.http.redaction import redact_text
 
 VENDOR = "polygon"
 # Polygon says "OK"; a delayed-data plan answers "DELAYED" with the same body. Anything else is not data.
@@ -44,8 +44,9 @@ def decode(body: bytes | str, endpoint: str) -> dict[str, Any]:
     carries the vendor's own ``error``/``message`` text when there is one (it never contains the key).
     """
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        # A number beyond float64 decodes as inf, so that the row checks quarantine its row and keep the page.
+        doc = json_overflow.loads(body)
+    except json_overflow.JSONError as exc:
         raise schema_error(f"page is not valid JSON ({exc.msg} at char {exc.pos})", endpoint) from None
     if not isinstance(doc, dict):
         raise schema_error(f"page is a JSON {type(doc).__name__}, expected an object", endpoint)
@@ -53,7 +54,7 @@ def decode(body: bytes | str, endpoint: str) -> dict[str, Any]:
     status = doc.get("status")
     if not isinstance(status, str) or status not in OK_STATUSES:  # a list or object status is unhashable
         detail = doc.get("error") or doc.get("message")
-        said = f": {detail}" if isinstance(detail, str) else ""
+        said = f": {redact_text(detail)}" if isinstance(detail, str) else ""  # vendor text: short, no secrets
         raise schema_error(f"page status is {status!r}, expected OK or DELAYED{said}", endpoint, request_id)
     return doc
 

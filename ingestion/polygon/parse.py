@@ -6,11 +6,12 @@ Timestamps are ``datetime64[us, UTC]``; prices, volume and vwap float64; transac
 adjusted bool. ``window_start`` is the start of the bar's window and ``event_timestamp`` its end (see
 :mod:`ingestion.polygon.bar_time`): that is the instant the bar became knowable.
 
-A row with a missing or mistyped required field (``o h l c v t``), or whose values cannot be a bar (low above open
-or close, high below them, negative volume or trade count, a non-finite number, a daily window with no session),
-is returned as a :class:`~ingestion.rejects.Rejected` with its reason; the rest of the page parses. A page that is
-not the documented envelope raises :class:`~ingestion.errors.SchemaError` naming the endpoint. No ``results`` is an
-empty frame with the same columns and dtypes.
+A row with a missing or mistyped required field (``o h l c v t``), or whose values cannot be a bar (a non-finite
+number, ``t`` outside 1970..2099 (:mod:`ingestion.time_bounds`), a negative price or vwap, low above open or close,
+high below them, negative volume or trade count, a daily window with no session), is returned as a
+:class:`~ingestion.rejects.Rejected` with its reason; the rest of the page parses. A page that is not the documented
+envelope raises :class:`~ingestion.errors.SchemaError` naming the endpoint. No ``results`` is an empty frame with
+the same columns and dtypes.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingestion import datasets
+from ingestion import datasets, time_bounds
 from ingestion.datasets import CREATED_TS, ENTITY_KEY, EVENT_TS
 from ingestion.polygon import bar_time, envelope, rows
 from ingestion.polygon.envelope import PageInfo, page_info
@@ -40,6 +41,8 @@ _F, _I = pa.float64(), pa.int64()
 _BAR_FIELDS = (("o", _F), ("h", _F), ("l", _F), ("c", _F), ("v", _F), ("vw", _F), ("t", _I), ("n", _I))
 _REQUIRED = frozenset({"o", "h", "l", "c", "v", "t"})
 _OTC = ("otc", pa.bool_())
+# Any instant inside the time bounds with a NYSE session would do; it only stands in for out-of-range ``t``.
+_STAND_IN_MS = 1_704_205_800_000  # 2024-01-02 14:30 UTC
 
 
 def range_spec(timespan: str, multiplier: int) -> rows.RowSpec:
@@ -102,10 +105,15 @@ def _finish(
 ) -> ParseResult | None:
     values = page.values
     t_ms = _np(values.field("t")).astype(np.int64, copy=False)
+    t_ok = time_bounds.ms_in_range(t_ms)
+    if not t_ok.all():
+        # Times of rows out of range are computed from a stand-in (the rows are refused below): a year-9999 ``t``
+        # would overflow pandas' nanosecond timestamps before any check could name the row.
+        t_ms = np.where(t_ok, t_ms, t_ms[t_ok][0] if t_ok.any() else _STAND_IN_MS)
     # End-stamped rows (grouped, prev) are moved to New York midnight so they share a key with range bars.
     start_us = bar_time.new_york_midnight_us(bar_time.new_york_days(t_ms)) if stamped_at_end else t_ms * 1000
     end_us, has_end = bar_time.window_ends_us(start_us // 1000, timespan, multiplier)
-    reasons = _value_problems(values, has_end, symbol_field)
+    reasons = _value_problems(values, has_end, t_ok, symbol_field)
     bad = reasons != None  # noqa: E711 - elementwise test on an object array
     if bad.any():
         kept = rows.split(page, bad, reasons, spec, endpoint)
@@ -140,17 +148,27 @@ def _finish(
 
 
 def _value_problems(
-    values: pa.StructArray, has_end: npt.NDArray[np.bool_], symbol_field: str | None
+    values: pa.StructArray, has_end: npt.NDArray[np.bool_], t_ok: npt.NDArray[np.bool_], symbol_field: str | None
 ) -> npt.NDArray[np.object_]:
     """Per-row reason a typed bar is impossible (None when fine). The first failing check names the row."""
     o, h, low, c, v = (_floats(values.field(k)) for k in ("o", "h", "l", "c", "v"))
+    vw = _floats(values.field("vw").fill_null(0.0))
     n = _np(values.field("n").fill_null(0)).astype(np.int64)
     with np.errstate(invalid="ignore"):
         checks: list[tuple[npt.NDArray[np.bool_], str]] = [
             (
-                ~(np.isfinite(o) & np.isfinite(h) & np.isfinite(low) & np.isfinite(c) & np.isfinite(v)),
+                ~(
+                    np.isfinite(o)
+                    & np.isfinite(h)
+                    & np.isfinite(low)
+                    & np.isfinite(c)
+                    & np.isfinite(v)
+                    & np.isfinite(vw)
+                ),
                 "non-finite value",
             ),
+            (~t_ok, f"t outside {time_bounds.RANGE_TEXT}"),
+            ((o < 0) | (h < 0) | (low < 0) | (c < 0) | (vw < 0), "negative price"),
             ((low > o) | (low > c), "low above open or close"),
             ((h < o) | (h < c), "high below open or close"),
             (v < 0, "negative volume"),

@@ -14,9 +14,10 @@ end, a daily bar's being its session close. Both are ``datetime64[us, UTC]``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -24,12 +25,12 @@ import pandas as pd
 from ingestion.calendar import as_date
 from ingestion.config import POLYGON_DEFAULT_BASE_URL, settings
 from ingestion.errors import ConfigError, IngestionError
-from ingestion.http import CacheTTL, HTTPResult, VendorHTTP
+from ingestion.http import DEFAULT_MAX_PAGES, CacheTTL, HTTPResult, VendorHTTP, paginate
 from ingestion.polygon import envelope
 from ingestion.polygon.parse import parse_aggs
 from ingestion.polygon.reference import parse_news, parse_ticker_details
 from ingestion.polygon.ticks import parse_quotes, parse_trades
-from ingestion.rejects import ParseResult, Rejected, hand_off
+from ingestion.rejects import ParseResult, Rejected, RejectSink, hand_off
 from ingestion.vendor_http import HTTPOptions, build_vendor_http
 
 VENDOR = "polygon"
@@ -39,7 +40,6 @@ _BASE_PER_DAY = {"second": 16 * 3600, "minute": 16 * 60, "hour": 16 * 60}
 _DAY_BASED = frozenset({"day", "week", "month", "quarter", "year"})
 _TIMESPANS = frozenset(_BASE_PER_DAY) | _DAY_BASED
 
-RejectSink = Callable[[list[Rejected]], None]
 DateLike = str | dt.date | dt.datetime | int
 
 
@@ -89,6 +89,8 @@ class PolygonRESTClient:
         max_workers: threads for multi-symbol fetches; they share the limiter.
         on_rejected: where rows that failed validation go (default: logged as a warning with the count).
         http: a ready :class:`~ingestion.http.VendorHTTP` (tests inject one); overrides the settings above.
+        max_pages: pages one call may follow before its ``next_url`` chain counts as endless
+            (:class:`~ingestion.http.PagingError`).
     """
 
     def __init__(
@@ -103,8 +105,10 @@ class PolygonRESTClient:
         options: HTTPOptions | None = None,
         on_rejected: RejectSink | None = None,
         http: VendorHTTP | None = None,
+        max_pages: int = DEFAULT_MAX_PAGES,
     ) -> None:
         self.max_workers = max_workers
+        self.max_pages = max_pages
         self.on_rejected = on_rejected
         if http is None:
             opts = options or HTTPOptions(
@@ -126,24 +130,26 @@ class PolygonRESTClient:
             cache_if=lambda r: envelope.page_info(r.body, endpoint).status in ("OK", "DELAYED"),
         )
 
-    def _pages(
-        self, endpoint: str, path: str, params: dict[str, Any], ttl: float | None, max_pages: int | None = None
-    ) -> Iterable[HTTPResult]:
-        url: str | None = path
-        query: dict[str, Any] | None = params
-        pages = 0
-        while url is not None:
-            result = self._get(endpoint, url, query, ttl)
-            yield result
-            pages += 1
-            if max_pages is not None and pages >= max_pages:
-                return
+    def _pages(self, endpoint: str, path: str, params: dict[str, Any], ttl: float | None) -> Iterator[HTTPResult]:
+        """Every page of a list endpoint: the first at ``path`` with ``params``, then each ``next_url``."""
+
+        def fetch(next_url: str | None) -> HTTPResult:
             # next_url carries its own cursor and parameters; the key goes in the header again, never the URL.
-            url = envelope.page_info(result.body, endpoint).next_url
-            query = None
+            return (
+                self._get(endpoint, path, params, ttl) if next_url is None else self._get(endpoint, next_url, None, ttl)
+            )
+
+        def follow(_: str | None, page: HTTPResult) -> str | None:
+            return envelope.page_info(page.body, endpoint).next_url
+
+        return paginate(fetch, follow, None, max_pages=self.max_pages, vendor=VENDOR, endpoint=endpoint)
 
     def _reject(self, rejected: list[Rejected]) -> None:
         hand_off(rejected, self.on_rejected, "Polygon")
+
+    def _frame(self, result: ParseResult) -> pd.DataFrame:
+        self._reject(result.rejected)
+        return result.frame
 
     # -- aggregates ----------------------------------------------------------------------------------------------
 
@@ -162,31 +168,19 @@ class PolygonRESTClient:
         symbol = symbol.strip().upper()
         start, end = as_date(from_date), as_date(to_date)
         today = pd.Timestamp.now(tz="America/New_York").date()
-        frames: list[pd.DataFrame] = []
-        rejected: list[Rejected] = []
-        drift: set[str] = set()
+        parse = partial(parse_aggs, symbol=symbol, timespan=timespan, multiplier=multiplier, adjusted=adjusted)
+        pages: list[ParseResult] = []
         for lo, hi in chunk_range(timespan, multiplier, start, end):
             ttl = CacheTTL.HISTORICAL if hi < today else CacheTTL.INTRADAY
             path = f"/v2/aggs/ticker/{symbol}/range/{multiplier}/{timespan}/{lo.isoformat()}/{hi.isoformat()}"
             params = {"adjusted": adjusted, "sort": "asc", "limit": max(1, min(int(limit), MAX_LIMIT))}
-            for page in self._pages("aggs", path, params, ttl):
-                parsed = parse_aggs(
-                    page.body, symbol=symbol, timespan=timespan, multiplier=multiplier, adjusted=adjusted,
-                    endpoint="aggs",
-                )  # fmt: skip
-                frames.append(parsed.frame)
-                rejected.extend(parsed.rejected)
-                drift |= parsed.drift
-        non_empty = [f for f in frames if len(f)]
-        frame = pd.concat(non_empty, ignore_index=True) if non_empty else frames[0].iloc[:0] if frames else None
-        if frame is None:
-            frame = parse_aggs(
-                b'{"status":"OK","resultsCount":0}', symbol=symbol, timespan=timespan, multiplier=multiplier,
-                adjusted=adjusted, endpoint="aggs",
-            ).frame  # fmt: skip
-        frame = frame.drop_duplicates("window_start", keep="last")
+            pages.extend(parse(page.body, endpoint="aggs") for page in self._pages("aggs", path, params, ttl))
+        if not pages:  # an empty range still answers with the bars' columns and dtypes
+            pages.append(parse(b'{"status":"OK","resultsCount":0}', endpoint="aggs"))
+        result = ParseResult.concat(pages)
+        frame = result.frame.drop_duplicates("window_start", keep="last")
         frame = frame.sort_values("window_start", ascending=(sort != "desc"), kind="stable").reset_index(drop=True)
-        return ParseResult(frame, rejected, drift)
+        return ParseResult(frame, result.rejected, result.drift)
 
     def get_aggregates(
         self,
@@ -201,9 +195,9 @@ class PolygonRESTClient:
     ) -> pd.DataFrame:
         """Bars as the standard frame: symbol, window_start, event_timestamp, open, high, low, close, volume,
         vwap, transactions, otc, adjusted. ``limit`` is the page size asked of the vendor; every page is read."""
-        result = self.fetch_aggregates(symbol, multiplier, timespan, from_date, to_date, adjusted, sort, limit)
-        self._reject(result.rejected)
-        return result.frame
+        return self._frame(
+            self.fetch_aggregates(symbol, multiplier, timespan, from_date, to_date, adjusted, sort, limit)
+        )
 
     get_aggs = get_aggregates
 
@@ -244,19 +238,17 @@ class PolygonRESTClient:
             except IngestionError as exc:
                 return sym, exc
 
-        batch = AggregatesBatch(frame=pd.DataFrame())
-        frames = []
+        errors: dict[str, str] = {}
+        results: list[ParseResult] = []
         with ThreadPoolExecutor(max_workers=max(1, self.max_workers), thread_name_prefix="polygon") as pool:
             for sym, outcome in pool.map(one, names):
                 if isinstance(outcome, IngestionError):
-                    batch.errors[sym] = str(outcome)
+                    errors[sym] = str(outcome)
                 else:
-                    frames.append(outcome.frame)
-                    batch.rejected.extend(outcome.rejected)
-        non_empty = [f for f in frames if len(f)]
-        batch.frame = pd.concat(non_empty, ignore_index=True) if non_empty else (frames[0] if frames else batch.frame)
-        self._reject(batch.rejected)
-        return batch
+                    results.append(outcome)
+        joined = ParseResult.concat(results)
+        self._reject(joined.rejected)
+        return AggregatesBatch(frame=joined.frame, errors=errors, rejected=joined.rejected)
 
     # -- reference and ticks -------------------------------------------------------------------------------------
 
@@ -277,16 +269,14 @@ class PolygonRESTClient:
         params: dict[str, Any] = {"ticker": symbol.strip().upper(), "order": order, "limit": min(limit, 1000)}
         if published_utc_gte is not None:
             params["published_utc.gte"] = as_date(published_utc_gte).isoformat()
-        frames = []
+        pages: list[ParseResult] = []
         total = 0
         for page in self._pages("news", "/v2/reference/news", params, CacheTTL.NEWS):
-            parsed = parse_news(page.body, endpoint="news")
-            self._reject(parsed.rejected)
-            frames.append(parsed.frame)
-            total += len(parsed.frame)
+            pages.append(parse_news(page.body, endpoint="news"))
+            total += len(pages[-1].frame)
             if total >= limit:
-                break
-        return pd.concat(frames, ignore_index=True).head(limit) if frames else pd.DataFrame()
+                break  # leaving the loop sends no request for the next page
+        return self._frame(ParseResult.concat(pages)).head(limit)
 
     def get_trades(self, symbol: str, start_ns: int, end_ns: int, limit: int = MAX_LIMIT) -> pd.DataFrame:
         """v3 trades with ``start_ns <= sip_timestamp < end_ns`` (epoch nanoseconds UTC), every page."""
@@ -303,12 +293,8 @@ class PolygonRESTClient:
             "limit": max(1, min(limit, MAX_LIMIT)),
         }  # fmt: skip
         parse = parse_trades if kind == "trades" else parse_quotes
-        frames = []
-        for page in self._pages(kind, f"/v3/{kind}/{sym}", params, CacheTTL.HISTORICAL):
-            parsed = parse(page.body, symbol=sym, endpoint=kind)
-            self._reject(parsed.rejected)
-            frames.append(parsed.frame)
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        pages = self._pages(kind, f"/v3/{kind}/{sym}", params, CacheTTL.HISTORICAL)
+        return self._frame(ParseResult.concat(parse(page.body, symbol=sym, endpoint=kind) for page in pages))
 
     def close(self) -> None:
         self.http.close()

@@ -33,7 +33,6 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from types import NoneType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,6 +43,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from ingestion.errors import AuthError, ClientError, TransportError
 from ingestion.http.redaction import register_secret
 from ingestion.polygon.ws_events import parse_ws_frame
+from ingestion.polygon.ws_rules import split_ticks
 from ingestion.rejects import Rejected
 
 log = logging.getLogger(__name__)
@@ -279,8 +279,8 @@ class PolygonWebSocketClient:
         self._stopping = False
         self.error: BaseException | None = None
         self._evicted: str | None = None
-        # When set (by the stream bridge), the receive time (epoch ns) of every dispatched frame is appended here.
-        self.receipts: list[int] | None = None
+        # Receive times (epoch ns) of dispatched frames, kept only after track_receipts().
+        self._receipts: list[int] | None = None
 
     # -- public API (the seed's names) ------------------------------------------------------------------------
 
@@ -404,6 +404,28 @@ class PolygonWebSocketClient:
         """True once the I/O thread has ended (after :meth:`disconnect` or a fatal error)."""
         return self._stopped.is_set()
 
+    def wake(self) -> None:
+        """Return a :meth:`dispatch` waiting for frames at once (safe from any thread, e.g. to shut down)."""
+        self.queue.wake()
+
+    def queue_depth(self) -> int:
+        """Frames (and gap markers) received and not yet dispatched."""
+        return len(self.queue)
+
+    def track_receipts(self) -> None:
+        """From now on, keep the receive time of every dispatched frame for :meth:`take_receipts`."""
+        if self._receipts is None:
+            self._receipts = []
+
+    def take_receipts(self) -> list[int]:
+        """Receive times (epoch ns, wall clock) of the frames dispatched since the last call, in order; empty unless
+        :meth:`track_receipts` was called. Call it on the consumer thread (the one calling :meth:`dispatch`)."""
+        taken = self._receipts
+        if not taken:
+            return []
+        self._receipts = []
+        return taken
+
     # -- consumer side ---------------------------------------------------------------------------------------------
 
     def dispatch(self, timeout: float = 0.1, max_frames: int = 1024) -> int:
@@ -413,7 +435,7 @@ class PolygonWebSocketClient:
             self.stats.queue_depth = len(self.queue)
             return 0
         newest_ns = 0
-        receipts = self.receipts
+        receipts = self._receipts
         for item in items:
             if isinstance(item, StreamGap):
                 for gap_cb in self._gap_callbacks:
@@ -456,86 +478,26 @@ class PolygonWebSocketClient:
         stats = self.stats
         dedupe = self._dedupe
         recent, older = dedupe.current, dedupe.previous
-        seq_t, seq_q = self._seq_t, self._seq_q
-        trades: list[Event] = []
-        quotes: list[Event] = []
-        duplicates = anomalies = 0
-        for e in decoded:
+        duplicates = 0
+        # Trades and quotes (most of the volume) are judged by the compiled rules that parse_ws_frame applies too
+        # (ws_rules), so a tick is accepted here exactly when the exact parser would accept it. Everything else,
+        # refused ticks included, goes to the exact parser, which counts it and gives the reason.
+        candidates, quotes, rest = split_ticks(decoded)
+        for e in rest:
             ev = e.get("ev") if type(e) is dict else None
-            # Fast acceptance of clean trades and quotes (most of the volume). It only ever accepts: anything it does
-            # not accept goes to the exact parser (ws_events.parse_ws_frame), which decides and gives the reason.
-            if ev == "T":
-                try:
-                    sym, p, size, t, x = e["sym"], e["p"], e["s"], e["t"], e["x"]
-                    tp, ts = type(p), type(size)
-                    # i and q are used below as a set key and in a comparison: a list there would crash the consumer.
-                    ti, tq = type(e.get("i")), type(e.get("q"))
-                    ok = (
-                        (ti is str or ti is NoneType)
-                        and (tq is int or tq is NoneType)
-                        and type(sym) is str
-                        and type(t) is int
-                        and type(x) is int
-                        and (tp is float or tp is int)
-                        and (ts is int or ts is float)
-                        and 0 <= p < 1e300
-                        and 0 <= size < 1e300
-                        and t > 0
-                        and sym != ""
-                    )
-                except KeyError:
-                    ok = False
-                if not ok and not self._exact(e):
-                    continue
-                trade_id = e.get("i")
-                if trade_id is not None:
-                    key = (e["sym"], e["x"], trade_id)
-                    if key in recent or key in older:
-                        duplicates += 1
-                        continue
-                    recent.add(key)
-                q = e.get("q")
-                if q is not None:
-                    prev = seq_t.get(e["sym"])
-                    # Polygon's q increases per ticker but is not contiguous: only repeats and steps back count.
-                    if prev is not None and q <= prev:
-                        anomalies += 1
-                    else:
-                        seq_t[e["sym"]] = q
-                trades.append(e)
-            elif ev == "Q":
-                try:
-                    sym, bp, ap, t = e["sym"], e["bp"], e["ap"], e["t"]
-                    tb, ta, tq = type(bp), type(ap), type(e.get("q"))
-                    ok = (
-                        (tq is int or tq is NoneType)
-                        and type(sym) is str
-                        and type(t) is int
-                        and (tb is float or tb is int)
-                        and (ta is float or ta is int)
-                        and type(e["bs"]) is int
-                        and type(e["as"]) is int
-                        and 0 <= bp < 1e300
-                        and 0 <= ap < 1e300
-                        and t > 0
-                        and sym != ""
-                    )
-                except KeyError:
-                    ok = False
-                if not ok and not self._exact(e):
-                    continue
-                q = e.get("q")
-                if q is not None:
-                    prev = seq_q.get(e["sym"])
-                    if prev is not None and q <= prev:
-                        anomalies += 1
-                    else:
-                        seq_q[e["sym"]] = q
-                quotes.append(e)
-            elif ev == "status" or not self._exact(e):
-                continue
-            else:
+            if ev != "status" and self._exact(e):
                 batches.setdefault(str(ev), []).append(e)
+        trades: list[Event] = []
+        # The rules make `i` a str: safe in a set key.
+        for e in candidates:
+            trade_id = e.get("i")
+            if trade_id is not None:
+                key = (e["sym"], e["x"], trade_id)
+                if key in recent or key in older:
+                    duplicates += 1
+                    continue
+                recent.add(key)
+            trades.append(e)
         if len(recent) >= dedupe.capacity:
             dedupe.rotate()
         if trades:
@@ -545,7 +507,7 @@ class PolygonWebSocketClient:
         for name, events in batches.items():
             stats.events[name] += len(events)
         stats.duplicates += duplicates
-        stats.sequence_anomalies += anomalies
+        stats.sequence_anomalies += _sequence_anomalies(trades, self._seq_t) + _sequence_anomalies(quotes, self._seq_q)
 
     def _exact(self, item: Any) -> bool:
         """Judge an event (or an undecodable frame) with the exact parser; count and keep what it refuses."""
@@ -732,6 +694,24 @@ class PolygonWebSocketClient:
             if status == "auth_timeout":
                 raise TransportError("server timed out waiting for auth", vendor=VENDOR, endpoint=endpoint)
         return statuses
+
+
+def _sequence_anomalies(events: list[Event], last: dict[str, int]) -> int:
+    """Events whose sequence number ``q`` repeats or steps back from the last one of their symbol (kept in ``last``).
+
+    Polygon's q increases per ticker but is not contiguous: only repeats and steps back count. The rules make ``q``
+    an int when present, so the comparison is safe.
+    """
+    anomalies = 0
+    for e in events:
+        q = e.get("q")
+        if q is not None:
+            prev = last.get(e["sym"])
+            if prev is not None and q <= prev:
+                anomalies += 1
+            else:
+                last[e["sym"]] = q
+    return anomalies
 
 
 def _describe(exc: BaseException) -> str:

@@ -7,7 +7,8 @@ an object per event would cost more than decoding it.
 
 It never raises on vendor input: a frame that is not a JSON array of objects, and an event with a missing or
 mistyped field or an impossible value, come back in :attr:`WsFrame.rejected` with a reason; event types this module
-does not parse are counted in :attr:`WsFrame.skipped`. Nothing is dropped silently.
+does not parse are counted in :attr:`WsFrame.skipped`. Nothing is dropped silently. What a valid field is lives in
+:mod:`ingestion.polygon.ws_rules`, shared with the WebSocket client's hot path, so the two judge every event alike.
 
 Times are as sent: ``t`` (trade/quote SIP time) and ``s``/``e`` (aggregate window start/end) are epoch
 **milliseconds** UTC. Quote sizes are round lots.
@@ -21,13 +22,12 @@ from typing import Any
 
 import orjson
 
+from ingestion.polygon.ws_rules import AGGREGATE, QUOTE, TRADE, EventRules
 from ingestion.rejects import Rejected
 
 __all__ = ["AggBatch", "QuoteBatch", "StatusEvent", "TradeBatch", "WsFrame", "parse_ws_frame"]
 
 SOURCE = "polygon websocket"
-_NUM = (int, float)
-_MAX = 1e300  # below float inf: a price or size this large is a corrupt value, not a market
 
 
 @dataclass(frozen=True)
@@ -154,123 +154,59 @@ def parse_ws_frame(frame: bytes | str) -> WsFrame:
 
 
 def _trade(out: WsFrame, e: dict[str, Any]) -> None:
-    sym, price, size, t, x = e["sym"], e["p"], e["s"], e["t"], e["x"]
-    trade_id, tape, conditions, sequence = e.get("i"), e.get("z"), e.get("c"), e.get("q")
-    # One combined test on the hot path; only a failing event pays for the step-by-step reason. Every check runs
-    # before the first append, so a bad event never leaves the columns out of step. `type(v) is int` also keeps
-    # booleans out (bool is an int subclass).
-    if not (
-        type(sym) is str
-        and sym
-        and type(price) in _NUM
-        and 0 <= price < _MAX
-        and type(size) in _NUM
-        and 0 <= size < _MAX
-        and type(t) is int
-        and t > 0
-        and type(x) is int
-        and (trade_id is None or type(trade_id) is str)
-        and (tape is None or type(tape) is int)
-        and (conditions is None or type(conditions) is list)
-        and (sequence is None or type(sequence) is int)
-    ):
-        _explain(e, (("sym", _sym), ("p", _price), ("s", _price), ("t", _time), ("x", _int)), _TRADE_OPTIONAL)
+    # Every check runs before the first append, so a bad event never leaves the columns out of step.
+    _require(TRADE, e)
     b = out.trades
-    b.symbol.append(sym)
-    b.exchange.append(x)
-    b.trade_id.append(trade_id)
-    b.tape.append(tape)
-    b.price.append(price)
-    b.size.append(size)
-    b.conditions.append(conditions)
-    b.sip_ms.append(t)
-    b.sequence.append(sequence)
+    b.symbol.append(e["sym"])
+    b.exchange.append(e["x"])
+    b.trade_id.append(e.get("i"))
+    b.tape.append(e.get("z"))
+    b.price.append(e["p"])
+    b.size.append(e["s"])
+    b.conditions.append(e.get("c"))
+    b.sip_ms.append(e["t"])
+    b.sequence.append(e.get("q"))
 
 
 def _quote(out: WsFrame, e: dict[str, Any]) -> None:
-    sym, bp, bs, ap, asz, t = e["sym"], e["bp"], e["bs"], e["ap"], e["as"], e["t"]
-    bx, ax, sequence, tape = e.get("bx"), e.get("ax"), e.get("q"), e.get("z")
-    if not (
-        type(sym) is str
-        and sym
-        and type(bp) in _NUM
-        and 0 <= bp < _MAX
-        and type(bs) in _NUM
-        and 0 <= bs < _MAX
-        and type(ap) in _NUM
-        and 0 <= ap < _MAX
-        and type(asz) in _NUM
-        and 0 <= asz < _MAX
-        and type(t) is int
-        and t > 0
-        and (bx is None or type(bx) is int)
-        and (ax is None or type(ax) is int)
-        and (sequence is None or type(sequence) is int)
-        and (tape is None or type(tape) is int)
-    ):
-        checks = (("sym", _sym), ("bp", _price), ("bs", _price), ("ap", _price), ("as", _price), ("t", _time))
-        _explain(e, checks, _QUOTE_OPTIONAL)
+    _require(QUOTE, e)
     b = out.quotes
-    b.symbol.append(sym)
-    b.bid_exchange.append(bx)
-    b.bid_price.append(bp)
-    b.bid_size.append(bs)
-    b.ask_exchange.append(ax)
-    b.ask_price.append(ap)
-    b.ask_size.append(asz)
-    b.sip_ms.append(t)
-    b.sequence.append(sequence)
-    b.tape.append(tape)
-
-
-_TRADE_OPTIONAL: tuple[tuple[str, type], ...] = (("i", str), ("z", int), ("c", list), ("q", int))
-_QUOTE_OPTIONAL: tuple[tuple[str, type], ...] = (("bx", int), ("ax", int), ("q", int), ("z", int))
-
-
-def _explain(
-    e: dict[str, Any],
-    required: tuple[tuple[str, Callable[[str, Any], None]], ...],
-    optional: tuple[tuple[str, type], ...],
-) -> None:
-    """Raise :class:`_Bad` with the first problem of an event that failed the combined test."""
-    for name, check in required:
-        check(name, e[name])
-    for name, kind in optional:
-        _opt(e, name, kind)
-    raise _Bad("event failed validation")  # pragma: no cover - the checks above mirror the combined test
+    b.symbol.append(e["sym"])
+    b.bid_exchange.append(e.get("bx"))
+    b.bid_price.append(e["bp"])
+    b.bid_size.append(e["bs"])
+    b.ask_exchange.append(e.get("ax"))
+    b.ask_price.append(e["ap"])
+    b.ask_size.append(e["as"])
+    b.sip_ms.append(e["t"])
+    b.sequence.append(e.get("q"))
+    b.tape.append(e.get("z"))
 
 
 def _agg(target: Callable[[WsFrame], AggBatch]) -> Callable[[WsFrame, dict[str, Any]], None]:
     def add(out: WsFrame, e: dict[str, Any]) -> None:
-        sym, o, h, lo, c, s, end = e["sym"], e["o"], e["h"], e["l"], e["c"], e["s"], e["e"]
-        _sym("sym", sym)
-        for name, value in (("o", o), ("h", h), ("l", lo), ("c", c)):
-            _price(name, value)
-        _time("s", s)
-        _time("e", end)
+        _require(AGGREGATE, e)
+        o, h, lo, c, s, end, volume = e["o"], e["h"], e["l"], e["c"], e["s"], e["e"], e.get("v")
         if lo > min(o, c) or h < max(o, c):
             raise _Bad("high/low do not bound open and close")
         if end < s:
             raise _Bad("window end e before start s")
-        volume = _opt(e, "v", _NUM)
         if volume is not None and volume < 0:
             raise _Bad("negative volume")
-        vwap, day_volume, day_open, day_vwap = (_opt(e, k, _NUM) for k in ("vw", "av", "op", "a"))
-        otc = _opt(e, "otc", bool) or False
         b = target(out)
-        b.symbol.append(sym)
+        b.symbol.append(e["sym"])
         b.open.append(o)
         b.high.append(h)
         b.low.append(lo)
         b.close.append(c)
         b.volume.append(volume)
-        b.vwap.append(vwap)
-        b.day_volume.append(day_volume)
-        b.day_open.append(day_open)
-        b.day_vwap.append(day_vwap)
+        b.vwap.append(e.get("vw"))
+        b.day_volume.append(e.get("av"))
+        b.day_open.append(e.get("op"))
+        b.day_vwap.append(e.get("a"))
         b.start_ms.append(s)
         b.end_ms.append(end)
-        b.otc.append(otc)
+        b.otc.append(e.get("otc") or False)
 
     return add
 
@@ -291,40 +227,10 @@ _HANDLERS: dict[str, Callable[[WsFrame, dict[str, Any]], None]] = {
 }
 
 
-def _sym(name: str, value: Any) -> None:
-    if type(value) is not str or not value:
-        raise _Bad(f"{name} is not a non-empty string")
-
-
-def _price(name: str, value: Any) -> None:
-    # orjson never yields NaN; a float inf (from an overflowing literal) fails the upper bound.
-    if type(value) not in _NUM or not 0 <= value < _MAX:
-        raise _Bad(f"{name} is {value!r:.30}, expected a non-negative finite number")
-
-
-def _int(name: str, value: Any) -> None:
-    if type(value) is not int:
-        raise _Bad(f"{name} is {value!r:.30}, expected an integer")
-
-
-def _time(name: str, value: Any) -> None:
-    if type(value) is not int or value <= 0:
-        raise _Bad(f"{name} is {value!r:.30}, expected epoch milliseconds")
-
-
-def _opt(e: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-    value = e.get(name)
-    if value is None:
-        return None
-    if type(value) is bool and kind is not bool:  # bool is an int subclass; True is never a count or a price
-        raise _Bad(f"{name} is {value!r}, expected {_kind_name(kind)}")
-    if not isinstance(value, kind):
-        raise _Bad(f"{name} is {value!r:.30}, expected {_kind_name(kind)}")
-    return value
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    return "a number" if isinstance(kind, tuple) else kind.__name__
+def _require(rules: EventRules, e: dict[str, Any]) -> None:
+    reason = rules.problem(e)
+    if reason is not None:
+        raise _Bad(reason)
 
 
 def _reject(ev: str, reason: str, payload: Any) -> Rejected:

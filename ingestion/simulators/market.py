@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ingestion import calendar
+from ingestion.simulators.rollup import roll_up
 
 DEFAULT_SYMBOLS: tuple[str, ...] = (
     "AAPL", "MSFT", "NVDA", "AMZN", "META", "GOOGL", "TSLA", "AMD", "JPM", "NFLX",
@@ -154,10 +155,6 @@ class Market:
     def _daily_block(self, symbol: str, year: int) -> pd.DataFrame:
         return _daily_block(self.seed, symbol, year, self.start, self.last_day, tuple(self.splits.get(symbol, ())))
 
-    def last_raw_close(self, symbol: str, year: int) -> float:
-        """Raw close of the last session before ``year`` (the base price for the first year)."""
-        return _last_raw_close(self.seed, symbol, year, self.start, self.last_day, tuple(self.splits.get(symbol, ())))
-
 
 def _empty_minutes() -> pd.DataFrame:
     return pd.DataFrame(
@@ -273,19 +270,7 @@ def _daily_block(seed: int, symbol: str, year: int, start: dt.date, end: dt.date
     minutes = _year_block(seed, symbol, year, start, end, splits)
     if minutes.empty:
         return _empty_daily()
-    notional = minutes["vwap"] * minutes["volume"]
-    grouped = minutes.assign(_notional=notional).groupby("day", sort=True)
-    daily = pd.DataFrame(
-        {
-            "open": grouped["open"].first(),
-            "high": grouped["high"].max(),
-            "low": grouped["low"].min(),
-            "close": grouped["close"].last(),
-            "volume": grouped["volume"].sum(),
-            "vwap": np.round(grouped["_notional"].sum() / grouped["volume"].sum(), 4),
-            "transactions": grouped["transactions"].sum().astype(np.int64),
-        }
-    ).reset_index()
+    daily = roll_up(minutes, minutes["day"]).reset_index()
     midnight = pd.to_datetime(daily["day"]).dt.tz_localize(calendar.NEW_YORK)
     daily.insert(1, "window_start_ms", midnight.dt.tz_convert("UTC").astype("int64") // 1_000_000)
     return daily

@@ -44,7 +44,8 @@ from ingestion import calendar
 from ingestion.simulators import polygon_ticks as ticks
 from ingestion.simulators.http import Handler, Request, Response, Route, SimClock, SimServer, bearer_or_query_key
 from ingestion.simulators.keys import POLYGON_SIM_KEY
-from ingestion.simulators.market import ETFS, Market, _seed
+from ingestion.simulators.market import ETFS, MINUTE_COLUMNS, Market, _seed
+from ingestion.simulators.rollup import roll_up, trades_as_bars
 
 NY = calendar.NEW_YORK
 MAX_LIMIT = 50_000
@@ -347,32 +348,17 @@ def _second_bars(market: Market, ticker: str, lo: int, hi: int, adjusted: bool, 
         if adjusted:
             factor = float(market.split_factor(ticker, pd.Series([bar["day"]]))[0])
             price, size = np.round(price / factor, 4), size * factor
-        trades = pd.DataFrame({"sec": t_ms[keep] // 1000 * 1000, "p": price, "s": size, "ps": price * size})
-        g = trades.groupby("sec", sort=True)
-        frame = pd.DataFrame(
-            {
-                "window_start_ms": g["p"].first().index.to_numpy(dtype=np.int64),
-                "open": g["p"].first().to_numpy(),
-                "high": g["p"].max().to_numpy(),
-                "low": g["p"].min().to_numpy(),
-                "close": g["p"].last().to_numpy(),
-                "volume": g["s"].sum().to_numpy(),
-                "vwap": np.round(g["ps"].sum().to_numpy() / g["s"].sum().to_numpy(), 4),
-                "transactions": g["p"].size().to_numpy(dtype=np.int64),
-            }
-        )
+        frame = roll_up(trades_as_bars(price, size), t_ms[keep] // 1000 * 1000)
+        frame = frame.rename_axis("window_start_ms").reset_index()
         frames.append(frame)
         count += len(frame)
         if count >= need:
             break
     if not frames:
-        return pd.DataFrame({c: pd.Series([], dtype="float64") for c in _AGG_INPUT})
+        return pd.DataFrame({c: pd.Series([], dtype="float64") for c in MINUTE_COLUMNS})
     if desc:
         frames.reverse()
     return pd.concat(frames, ignore_index=True)
-
-
-_AGG_INPUT = ("window_start_ms", "open", "high", "low", "close", "volume", "vwap", "transactions")
 
 
 def bucket_starts(base: pd.DataFrame, timespan: str, multiplier: int) -> np.ndarray:
@@ -406,32 +392,20 @@ def aggregate(base: pd.DataFrame, buckets: np.ndarray) -> pd.DataFrame:
     """Roll base aggregates (ascending) into one bar per bucket: OHLC, summed volume and count, volume-weighted vw."""
     if len(base) == 0:
         return pd.DataFrame({c: pd.Series([], dtype="float64") for c in _BAR_COLUMNS})
-    frame = pd.DataFrame(
-        {
-            "b": buckets,
-            "o": base["open"].to_numpy(),
-            "h": base["high"].to_numpy(),
-            "l": base["low"].to_numpy(),
-            "c": base["close"].to_numpy(),
-            "v": base["volume"].to_numpy(dtype=float),
-            "pv": base["vwap"].to_numpy() * base["volume"].to_numpy(dtype=float),
-            "n": base["transactions"].to_numpy(dtype=np.int64),
-        }
-    )
-    g = frame.groupby("b", sort=True)
+    bars = roll_up(base, buckets)
     out = pd.DataFrame(
         {
-            "v": g["v"].sum(),
-            "vw": np.round(g["pv"].sum() / g["v"].sum(), 4),
-            "o": g["o"].first(),
-            "c": g["c"].last(),
-            "h": g["h"].max(),
-            "l": g["l"].min(),
-            "n": g["n"].sum(),
+            "v": bars["volume"].to_numpy(dtype=float),
+            "vw": bars["vwap"].to_numpy(),
+            "o": bars["open"].to_numpy(),
+            "c": bars["close"].to_numpy(),
+            "h": bars["high"].to_numpy(),
+            "l": bars["low"].to_numpy(),
+            "n": bars["transactions"].to_numpy(dtype=np.int64),
+            "t": bars.index.to_numpy(dtype=np.int64),
         }
     )
-    out["t"] = out.index.to_numpy(dtype=np.int64)
-    return out.reset_index(drop=True)
+    return out
 
 
 def bar_records(bars: pd.DataFrame) -> list[dict[str, Any]]:

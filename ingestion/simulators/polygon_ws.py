@@ -34,7 +34,7 @@ import logging
 import socket
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,7 @@ from websockets.exceptions import ConnectionClosed
 from ingestion.simulators import polygon_ticks as ticks
 from ingestion.simulators.keys import POLYGON_SIM_KEY
 from ingestion.simulators.market import Market
+from ingestion.simulators.rollup import roll_up, trades_as_bars
 
 Event = dict[str, Any]
 
@@ -120,39 +121,40 @@ def _minute_events(market: Market, symbol: str, bar: pd.Series, day_state: dict[
     for k in range(len(m.trade_sip_ns)):
         out.append((int(m.quote_sip_ns[k]), ticks.quote_event(m, k)))
         out.append((int(m.trade_sip_ns[k]), ticks.trade_event(m, k)))
-    seconds = m.trade_sip_ns // 1_000_000_000
-    for sec in np.unique(seconds):
-        sel = seconds == sec
-        price, size = m.price[sel], m.size[sel].astype(float)
-        day_state["volume"] += float(size.sum())
-        day_state["notional"] += float((price * size).sum())
-        end_ns = (int(sec) + 1) * 1_000_000_000
-        out.append((end_ns, _agg_event("A", symbol, price, size, int(sec) * 1000, int(sec) * 1000 + 1000, day_state)))
+    trades = trades_as_bars(m.price, m.size)
+    seconds = roll_up(trades, m.trade_sip_ns // 1_000_000_000, notional=True)
+    for sec, second in zip(seconds.index.tolist(), seconds.to_dict("records"), strict=True):
+        day_state["volume"] += second["volume"]
+        day_state["notional"] += second["notional"]
+        out.append(
+            ((sec + 1) * 1_000_000_000, _agg_event("A", symbol, second, sec * 1000, sec * 1000 + 1000, day_state))
+        )
     start = int(bar["window_start_ms"])
-    am = _agg_event("AM", symbol, m.price, m.size.astype(float), start, start + 60_000, day_state)
+    # Volume and trade count of the whole minute from its trades; prices and vwap are set from the bar below.
+    minute = roll_up(trades, np.zeros(len(trades), dtype=np.int64)).to_dict("records")[0]
+    am = _agg_event("AM", symbol, minute, start, start + 60_000, day_state)
     am.update({"o": float(bar["open"]), "h": float(bar["high"]), "l": float(bar["low"]), "c": float(bar["close"])})
     am["vw"] = float(bar["vwap"])
     out.append(((start + 60_000) * 1_000_000 + 1, am))
     return out
 
 
-def _agg_event(
-    ev: str, symbol: str, price: np.ndarray, size: np.ndarray, s: int, e: int, day: dict[str, float]
-) -> Event:
-    volume = float(size.sum())
+def _agg_event(ev: str, symbol: str, bar: Mapping[str, Any], s: int, e: int, day: dict[str, float]) -> Event:
+    """A Polygon aggregate event of one rolled-up window (:func:`~ingestion.simulators.rollup.roll_up`)."""
+    volume = float(bar["volume"])
     return {
         "ev": ev,
         "sym": symbol,
         "v": int(volume),
         "av": int(day["volume"]),
         "op": day["open"],
-        "vw": round(float((price * size).sum()) / volume, 4),
-        "o": float(price[0]),
-        "c": float(price[-1]),
-        "h": float(price.max()),
-        "l": float(price.min()),
+        "vw": float(bar["vwap"]),
+        "o": float(bar["open"]),
+        "c": float(bar["close"]),
+        "h": float(bar["high"]),
+        "l": float(bar["low"]),
         "a": round(day["notional"] / day["volume"], 4),
-        "z": round(volume / len(price)),
+        "z": round(volume / int(bar["transactions"])),
         "s": s,
         "e": e,
     }
@@ -304,11 +306,6 @@ class PolygonWsServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def start_replay(self) -> None:
-        """Start the feed now (it otherwise starts at the first subscription)."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._ensure_feed)
 
     def wait_replay(self, timeout: float = 30.0) -> bool:
         """Block until the replay has emitted its last event; False on timeout."""

@@ -1,35 +1,20 @@
-"""All vendor simulators at once: Polygon REST, Polygon WebSocket and (when it exists) Unusual Whales REST.
+"""All vendor simulators at once: Polygon REST, Polygon WebSocket and Unusual Whales REST.
 
 ``SimulatorStack`` starts them on loopback and exposes the URLs the clients read from the environment
-(``POLYGON_BASE_URL``, ``POLYGON_WS_URL``: the stocks cluster URL, ``UW_BASE_URL``). The Unusual Whales simulator is
-imported lazily and optionally: it is built separately, and this stack must work before and after it lands. It is
-used when :mod:`ingestion.simulators.unusual_whales` exposes ``uw_server(market, *, clock=None, port=0, ...)``.
+(``POLYGON_BASE_URL``, ``POLYGON_WS_URL``: the stocks cluster URL, ``UW_BASE_URL``). ``with_uw=False`` leaves the
+Unusual Whales simulator out (a Polygon-only test).
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ingestion.simulators.http import SimClock, SimServer
+from ingestion.simulators.http import SimClock
 from ingestion.simulators.market import Market
 from ingestion.simulators.polygon_rest import Plan, PolygonRestServer, polygon_rest_server
 from ingestion.simulators.polygon_ws import PolygonWsServer, Replay, WsFaults, polygon_ws_server
-
-UW_MODULE = "ingestion.simulators.unusual_whales"
-
-
-def uw_factory() -> Callable[..., SimServer] | None:
-    """``uw_server`` of the Unusual Whales simulator, or ``None`` while that module does not exist."""
-    try:
-        module = importlib.import_module(UW_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name and UW_MODULE.startswith(exc.name):
-            return None
-        raise
-    factory = getattr(module, "uw_server", None)
-    return factory if callable(factory) else None
+from ingestion.simulators.unusual_whales import UWPlan, UWServer, uw_server
 
 
 class SimulatorStack:
@@ -53,7 +38,7 @@ class SimulatorStack:
         ws_faults: WsFaults | None = None,
         with_uw: bool = True,
         record_ws: bool = True,
-        uw_tokens: Any = None,
+        uw_tokens: Mapping[str, UWPlan] | Iterable[str] | None = None,
     ) -> None:
         self.market = market or Market(seed=seed)
         self.clock = clock or SimClock()
@@ -68,9 +53,8 @@ class SimulatorStack:
             port=ws_port,
             record=record_ws,
         )
-        factory = uw_factory() if with_uw else None
-        self.uw: SimServer | None = (
-            factory(self.market, tokens=uw_tokens, clock=self.clock, port=uw_port) if factory else None
+        self.uw: UWServer | None = (
+            uw_server(self.market, tokens=uw_tokens, clock=self.clock, port=uw_port) if with_uw else None
         )
 
     def start(self) -> SimulatorStack:
@@ -98,7 +82,7 @@ class SimulatorStack:
         self.stop()
 
     def env(self) -> dict[str, str]:
-        """The environment a client needs to talk to the stack (``UW_BASE_URL`` only when the UW simulator runs)."""
+        """The environment a client needs to talk to the stack (``UW_BASE_URL`` unless built with ``with_uw=False``)."""
         env = {"POLYGON_BASE_URL": self.polygon_rest.url, "POLYGON_WS_URL": self.polygon_ws.url}
         if self.uw is not None:
             env["UW_BASE_URL"] = self.uw.url

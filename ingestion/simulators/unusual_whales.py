@@ -42,6 +42,7 @@ from ingestion import calendar
 from ingestion.simulators.http import Request, Response, Route, SimClock, SimServer
 from ingestion.simulators.keys import UW_SIM_TOKEN
 from ingestion.simulators.market import Market
+from ingestion.simulators.rollup import roll_up
 from ingestion.simulators.uw_truth import (
     RULES,
     SIDE_FIELDS,
@@ -900,18 +901,11 @@ def _intraday_candles(
         return []
     size_ms = minutes * 60_000
     bars = bars.assign(bucket=bars["window_start_ms"] // size_ms * size_ms)
-    bars["day_volume"] = bars.groupby("day")["volume"].cumsum()
-    g = bars.groupby("bucket", sort=True)
-    candles = pd.DataFrame(
-        {
-            "open": g["open"].first(),
-            "high": g["high"].max(),
-            "low": g["low"].min(),
-            "close": g["close"].last(),
-            "volume": g["volume"].sum(),
-            "total_volume": g["day_volume"].last(),
-        }
-    ).reset_index()
+    day_volume = bars.groupby("day")["volume"].cumsum()
+    candles = roll_up(bars, bars["bucket"])
+    # The vendor's total_volume is the session's volume so far, as of the candle's last minute.
+    candles["total_volume"] = day_volume.groupby(bars["bucket"], sort=True).last()
+    candles = candles.reset_index()
     return [
         {
             "close": num(c["close"], 4),
@@ -936,16 +930,7 @@ def _daily_candles(market: Market, ticker: str, start: dt.date, end: dt.date, si
         return []
     if size == "1w":
         monday = [d - dt.timedelta(days=d.weekday()) for d in daily["day"]]
-        g = daily.assign(day=monday).groupby("day", sort=True)
-        daily = pd.DataFrame(
-            {
-                "open": g["open"].first(),
-                "high": g["high"].max(),
-                "low": g["low"].min(),
-                "close": g["close"].last(),
-                "volume": g["volume"].sum(),
-            }
-        ).reset_index()
+        daily = roll_up(daily, pd.Series(monday, name="day")).reset_index()
     return [
         {
             "close": num(c["close"], 4),

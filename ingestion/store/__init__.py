@@ -1,1 +1,1 @@
-"""Where data lands: the Feast repo glue, the embedded Redis, and (later) the offline and online writers."""
+"""Where data lands: the offline Parquet store, the online Redis writer, quarantine, and the Feast and Redis glue."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +58,8 @@ def feature_fields(dataset: Dataset) -> list[Field]:
 
 
 def render_store_yaml(settings: Settings, redis_url: str) -> Path:
-    """Write the effective ``feature_store.yaml`` for these settings into the data dir and return its path."""
+    """Write the effective ``feature_store.yaml`` for these settings into the data dir (mode 0600: it holds the Redis
+    password) and return its path."""
     template = settings.repo_path / "feature_store.yaml"
     config: dict[str, Any] = yaml.safe_load(template.read_text())
     config["registry"] = {"registry_type": "file", "path": str(settings.registry_path)}
@@ -66,10 +68,17 @@ def render_store_yaml(settings: Settings, redis_url: str) -> Path:
     config["online_store"] = online
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     target = settings.data_dir / "feature_store.yaml"
-    tmp = target.with_suffix(f".yaml.{os.getpid()}.tmp")
-    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-    # Renamed into place so a concurrent reader never sees half a file.
-    tmp.replace(target)
+    # The file holds the Redis password: mkstemp creates it with mode 0600 (never readable by others, not even
+    # between a create and a chmod), under a unique name so concurrent renders do not share a temp file.
+    fd, tmp = tempfile.mkstemp(dir=settings.data_dir, prefix=".feature_store.", suffix=".yaml.tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(yaml.safe_dump(config, sort_keys=False))
+        # Renamed into place so a concurrent reader never sees half a file; the rename keeps the 0600 mode.
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return target
 
 

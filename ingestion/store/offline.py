@@ -271,7 +271,8 @@ def table_digest(ds: Dataset, table: pa.Table) -> str:
     return digest.hexdigest()
 
 
-def _as_utc(ts: datetime | pd.Timestamp | str) -> pd.Timestamp:
+def as_utc(ts: datetime | pd.Timestamp | str) -> pd.Timestamp:
+    """``ts`` as a UTC ``Timestamp``; a naive value is taken as UTC."""
     stamp = pd.Timestamp(ts)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
@@ -300,9 +301,9 @@ def read_dataset(
     if symbols is not None:
         condition = both(pads.field(ENTITY_KEY).isin(list(symbols)))
     if start is not None:
-        condition = both(pads.field(EVENT_TS) >= pa.scalar(_as_utc(start), type=ds.column(EVENT_TS).dtype))
+        condition = both(pads.field(EVENT_TS) >= pa.scalar(as_utc(start), type=ds.column(EVENT_TS).dtype))
     if end is not None:
-        condition = both(pads.field(EVENT_TS) < pa.scalar(_as_utc(end), type=ds.column(EVENT_TS).dtype))
+        condition = both(pads.field(EVENT_TS) < pa.scalar(as_utc(end), type=ds.column(EVENT_TS).dtype))
     source = pads.dataset([str(f) for f in files], schema=ds.arrow_schema(), format="parquet")
     table = source.to_table(filter=condition)
     frame: pd.DataFrame = table.to_pandas()

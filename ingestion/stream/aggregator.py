@@ -26,7 +26,7 @@ import datetime as dt
 import itertools
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -148,7 +148,7 @@ class Aggregator:
         self.late_trades = 0
         self.trades = 0
         self.quotes = 0
-        self.windows: list[RefillWindow] = []
+        self._windows: list[RefillWindow] = []
         self._ids = itertools.count(1)
         self._gap_before_ms: int | None = None
         self._open_bars: set[str] = set()
@@ -280,7 +280,7 @@ class Aggregator:
     def _add_window(self, start_ms: int, end_ms: int, reason: str, symbols: frozenset[str] | None, seed: bool) -> None:
         if end_ms < start_ms:
             return
-        self.windows.append(RefillWindow(next(self._ids), start_ms, end_ms, reason, symbols, seed))
+        self._windows.append(RefillWindow(next(self._ids), start_ms, end_ms, reason, symbols, seed))
 
     # -- output ------------------------------------------------------------------------------------------------
 
@@ -329,13 +329,13 @@ class Aggregator:
 
         On the final call (shutdown), bars still open are incomplete minutes and are dropped, not written.
         """
-        limit = self.watermark_ms - MINUTE_MS - self.lateness_ms
+        limit = self._closed_limit_ms()
         done: list[str] = []
         for sym in self._open_bars:
             st = self.states[sym]
             for m in [m for m in st.bars if m <= limit]:
                 bar = st.bars.pop(m)
-                held = next((w for w in self.windows if w.covers(sym, m)), None)
+                held = next((w for w in self._windows if w.covers(sym, m)), None)
                 if held is not None:
                     if m >= st.session_open_ms:
                         held.streamed_volume[sym] = held.streamed_volume.get(sym, 0.0) + bar[4]
@@ -367,13 +367,36 @@ class Aggregator:
             frame[c] = frame[c].astype("float64")
         return frame.loc[:, OHLCV_MINUTE.column_names]
 
+    def _closed_limit_ms(self) -> int:
+        """Minutes starting at or before this (epoch ms) are closed: the watermark has passed them by the lateness."""
+        return self.watermark_ms - MINUTE_MS - self.lateness_ms
+
+    def symbols(self) -> list[str]:
+        """Every symbol seen so far, in first-seen order."""
+        return list(self.states)
+
+    def pending_windows(self) -> list[RefillWindow]:
+        """Windows not yet handed out for refill (by :meth:`ready_windows` or :meth:`close_windows`), oldest first."""
+        return list(self._windows)
+
     def ready_windows(self) -> list[RefillWindow]:
         """Windows whose minutes have all closed: they can be refilled now. They leave the pending list."""
-        limit = self.watermark_ms - MINUTE_MS - self.lateness_ms
-        ready = [w for w in self.windows if w.end_ms <= limit]
+        limit = self._closed_limit_ms()
+        ready = [w for w in self._windows if w.end_ms <= limit]
         if ready:
-            self.windows = [w for w in self.windows if w.end_ms > limit]
+            self._windows = [w for w in self._windows if w.end_ms > limit]
         return ready
+
+    def close_windows(self) -> list[RefillWindow]:
+        """At shutdown: every pending window cut to the last closed minute (the open minute is incomplete), a hole
+        still open (no event came after it) included. Windows with no closed minute are dropped; all leave the
+        pending list."""
+        limit = self._closed_limit_ms()
+        self.close_gap(limit)
+        last_closed = minute_of(limit)
+        out = [replace(w, end_ms=min(w.end_ms, last_closed)) for w in self._windows]
+        self._windows = []
+        return [w for w in out if w.end_ms >= w.start_ms]
 
     def apply_refill(self, window: RefillWindow, symbol: str, rest_volume: float, rest_open: float | None) -> None:
         """Replace the streamed volume of a refilled window by the REST volume; a seed also sets the open price."""

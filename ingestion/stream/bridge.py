@@ -40,8 +40,9 @@ import numpy as np
 import pandas as pd
 
 from ingestion.datasets import OHLCV_MINUTE, REALTIME_QUOTES
+from ingestion.jobs.landing import Landing
 from ingestion.polygon.websocket import PolygonWebSocketClient, StreamGap
-from ingestion.stream.aggregator import MINUTE_MS, Aggregator, RefillWindow
+from ingestion.stream.aggregator import Aggregator, RefillWindow
 from ingestion.stream.refill import Refiller, RefillResult
 
 if TYPE_CHECKING:
@@ -199,7 +200,6 @@ class StreamBridge:
         self.sip_latency = LatencyHistogram()
         self.recv_latency = LatencyHistogram()
         self._stop = threading.Event()
-        self._receipts: list[int] = []
         self._offline_quotes: list[pd.DataFrame] = []
         self._offline_bars: list[pd.DataFrame] = []
         self._corrections: deque[RefillResult] = deque()
@@ -208,14 +208,14 @@ class StreamBridge:
         client.register_callback("T.", self.aggregator.on_trades)
         client.register_callback("Q.", self.aggregator.on_quotes)
         client.register_gap_callback(self._on_gap)
-        client.receipts = self._receipts
+        client.track_receipts()
 
     # -- control ------------------------------------------------------------------------------------------------
 
     def stop(self) -> None:
         """Ask :meth:`run` to shut down cleanly (safe from any thread or a signal handler)."""
         self._stop.set()
-        self.client.queue.wake()
+        self.client.wake()
 
     def run(self, seconds: float | None = None, until: Callable[[], bool] | None = None) -> BridgeStats:
         """Connect, then process ticks until :meth:`stop`, ``seconds`` elapse, or ``until()`` is true; then shut down.
@@ -284,8 +284,7 @@ class StreamBridge:
         created = self._now()
         rows = agg.take_rows(created)
         times = agg.take_tick_times()
-        receipts = self._receipts[:]
-        self._receipts.clear()
+        receipts = self.client.take_receipts()
         if len(rows):
             began = time.perf_counter()
             if self.online is not None:
@@ -313,7 +312,7 @@ class StreamBridge:
         from ingestion.ops.metrics import pipeline_metrics
 
         metrics, c = pipeline_metrics(), self.client.stats
-        metrics.queue_depth.set(len(self.client.queue))
+        metrics.queue_depth.set(self.client.queue_depth())
         metrics.stream_lag.set(c.lag_ms / 1000.0)
         dropped = c.frames_dropped - self._dropped_published
         if dropped > 0:
@@ -328,33 +327,19 @@ class StreamBridge:
             self._offline_bars.append(bars)
         windows = agg.ready_windows()
         if final:
-            windows += self._final_windows()
+            # At shutdown the pending windows are refilled too, up to the last closed minute.
+            windows += agg.close_windows()
         if windows:
             # Bars must reach the worker before the refills of the same flush (submission order = write order).
             self._cut_offline()
             for window in windows:
                 self._submit_refill(window)
 
-    def _final_windows(self) -> list[RefillWindow]:
-        """At shutdown, pending windows are refilled up to the last closed minute (the open minute is incomplete)."""
-        agg = self.aggregator
-        limit = agg.watermark_ms - MINUTE_MS - agg.lateness_ms
-        # A hole still open at shutdown (no event came after it) is refilled up to the last closed minute too.
-        agg.close_gap(limit)
-        out = []
-        for w in agg.windows:
-            last = min(w.end_ms, limit - limit % MINUTE_MS)
-            if last >= w.start_ms:
-                w.end_ms = last
-                out.append(w)
-        agg.windows = []
-        return out
-
     def _submit_refill(self, window: RefillWindow) -> None:
         if self.refiller is None or self.offline is None:
             self.stats.windows_without_refill += 1
             return
-        symbols = list(self.aggregator.states)
+        symbols = self.aggregator.symbols()
         self._worker.submit("refill", (window, symbols))
 
     def _cut_offline(self) -> None:
@@ -389,10 +374,8 @@ class StreamBridge:
 
     def _run_refill(self, window: RefillWindow, symbols: Iterable[str]) -> None:
         assert self.refiller is not None and self.offline is not None
-        created = self._now()
-        result = self.refiller.refill(window, symbols, created)
-        if len(result.rows):
-            self.offline.append(OHLCV_MINUTE.name, result.rows, use_watermark=False)
+        # Refilled bars land as a backfill's do (checks, quarantine, metrics), beside the stream's own part files.
+        result = self.refiller.refill(window, symbols, self._now(), Landing.for_writer(self.offline))
         self.stats.refill_windows += 1
         self.stats.refill_minutes += result.minutes
         self.stats.refill_errors += len(result.errors)
@@ -402,6 +385,7 @@ class StreamBridge:
                 "start": pd.Timestamp(window.start_ms, unit="ms", tz="UTC").isoformat(),
                 "end": pd.Timestamp(window.end_ms, unit="ms", tz="UTC").isoformat(),
                 "minutes": result.minutes,
+                "quarantined": result.quarantined,
                 "errors": len(result.errors),
             }
         )

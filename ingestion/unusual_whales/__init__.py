@@ -1,3 +1,4 @@
-"""Unusual Whales: pure parsers (``parse``), timestamp forms (``timestamps``) and daily feature aggregates
-(``aggregates``). The HTTP client and the flow collector build on these; nothing here touches the network or a store.
+"""Unusual Whales: the REST client (``client``), its continuous flow-alert collector (``collector``) and request
+budgets (``quota``); pure parsers (``parse``), timestamp forms (``timestamps``) and daily feature aggregates
+(``aggregates``), which touch no network and no store.
 """

@@ -33,8 +33,8 @@ import pandas as pd
 from ingestion import calendar
 from ingestion.config import UW_DEFAULT_BASE_URL, settings
 from ingestion.errors import ConfigError, IngestionError
-from ingestion.http import CacheTTL, Clock, HTTPResult, VendorHTTP, wall_clock
-from ingestion.rejects import ParseResult, Rejected, hand_off
+from ingestion.http import DEFAULT_MAX_PAGES, CacheTTL, Clock, HTTPResult, VendorHTTP, paginate, wall_clock
+from ingestion.rejects import ParseResult, Rejected, RejectSink, hand_off
 from ingestion.unusual_whales import parse
 from ingestion.unusual_whales.collector import FlowAlertCollector, Sink
 from ingestion.unusual_whales.quota import QuotaGuard
@@ -52,7 +52,6 @@ ALERT_PAGE: Final = 200
 DARK_POOL_PAGE: Final = 500
 INSIDER_PAGE: Final = 500
 
-RejectSink = Callable[[list[Rejected]], None]
 DateLike = str | dt.date | dt.datetime
 Parser = Callable[..., ParseResult]
 
@@ -77,16 +76,6 @@ def epoch_seconds(value: DateLike | pd.Timestamp | int | float) -> int:
     stamp = pd.Timestamp(value)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
     return int(stamp.value // 1_000_000_000)
-
-
-def _concat(results: Iterable[ParseResult]) -> ParseResult:
-    results = list(results)
-    frames = [r.frame for r in results]
-    non_empty = [f for f in frames if len(f)]
-    frame = pd.concat(non_empty, ignore_index=True) if non_empty else frames[0] if frames else pd.DataFrame()
-    rejected = [r for res in results for r in res.rejected]
-    drift = set().union(*(r.drift for r in results)) if results else set()
-    return ParseResult(frame.reset_index(drop=True), rejected, drift)
 
 
 @dataclass
@@ -123,6 +112,8 @@ class EnhancedUnusualWhalesClient:
         clock: epoch seconds UTC for the quota reset and "is this day closed" (tests pass the simulator's clock).
         quota_warn_fraction: warn (``QUOTA_LOW`` alert) when this share of the daily budget is left.
         http: a ready :class:`~ingestion.http.VendorHTTP` (tests inject one); the quota hooks are added to it.
+        max_pages: pages one call (or one collector poll) may read before its cursor chain counts as endless
+            (:class:`~ingestion.http.PagingError`).
     """
 
     def __init__(
@@ -142,8 +133,10 @@ class EnhancedUnusualWhalesClient:
         clock: Clock = wall_clock,
         quota_warn_fraction: float = 0.1,
         http: VendorHTTP | None = None,
+        max_pages: int = DEFAULT_MAX_PAGES,
     ) -> None:
         self.max_workers = max_workers
+        self.max_pages = max_pages
         self.batch_size = batch_size
         self.on_rejected = on_rejected
         self.flow_sink = flow_sink
@@ -207,37 +200,35 @@ class EnhancedUnusualWhalesClient:
         self,
         fetch: Callable[[int | None], ParseResult],
         *,
+        endpoint: str,
         time_column: str,
         key: list[str] | None,
         limit: int,
         newer_than: int | None,
         older_than: int | None,
-        max_pages: int | None = None,
+        all_pages: bool = True,
     ) -> ParseResult:
         """Read a newest-first, ``older_than``-windowed endpoint backwards until a page comes back short.
 
         Each next page ends at the oldest second of the previous one (inclusive), so rows of a second cut by a page
         are read again and removed here by ``key`` (all columns when None).
         """
-        results: list[ParseResult] = []
-        older = older_than
-        pages = 0
-        while True:
-            page = fetch(older)
-            results.append(page)
-            pages += 1
-            rows = len(page.frame) + len(page.rejected)
-            if rows < limit or page.frame.empty or (max_pages is not None and pages >= max_pages):
-                break
+
+        def step_back(older: int | None, page: ParseResult) -> int | None:
+            if _rows_sent(page) < limit or page.frame.empty:
+                return None
             oldest = math.floor(pd.Timestamp(page.frame[time_column].min()).value / 1e9)
             if older is not None and oldest >= older:
                 # A full page within one second: whole-second windows cannot reach the rest of it.
                 log.warning("more than %d rows in one second at %d; stepping past it", limit, older)
                 oldest = older - 1
-            older = oldest
-            if newer_than is not None and older < newer_than:
-                break
-        merged = _concat(results)
+            return None if newer_than is not None and oldest < newer_than else oldest
+
+        pages = paginate(
+            fetch, step_back, older_than, take=None if all_pages else 1, max_pages=self.max_pages, vendor=VENDOR,
+            endpoint=endpoint,
+        )  # fmt: skip
+        merged = ParseResult.concat(pages)
         frame = merged.frame.drop_duplicates(subset=key).reset_index(drop=True)
         return ParseResult(frame, merged.rejected, merged.drift)
 
@@ -264,12 +255,13 @@ class EnhancedUnusualWhalesClient:
         limit = int(filters.get("limit", ALERT_PAGE))
         return self._page_back(
             lambda older: self._alert_page(newer_than, older, filters),
+            endpoint="flow-alerts",
             time_column="created_at",
             key=["id"],
             limit=limit,
             newer_than=newer_than,
             older_than=older_than,
-            max_pages=None if all_pages else 1,
+            all_pages=all_pages,
         )
 
     def get_unusual_options(
@@ -321,12 +313,15 @@ class EnhancedUnusualWhalesClient:
 
     # -- per-ticker flow -----------------------------------------------------------------------------------------
 
-    def get_flow_data(self, ticker: str, *, side: str | None = None, min_premium: int | None = None) -> pd.DataFrame:
+    def fetch_flow_data(self, ticker: str, *, side: str | None = None, min_premium: int | None = None) -> ParseResult:
         """Options flow of the last closed session per expiry (``/api/stock/{ticker}/flow-recent``)."""
-        sym = _symbol(ticker)
         params = {"side": side, "min_premium": min_premium}
-        path = parse.FLOW_RECENT.format(ticker=sym)
-        return self._frame(self._fetch(parse.parse_flow_recent, "flow-recent", path, params, None))
+        path = parse.FLOW_RECENT.format(ticker=_symbol(ticker))
+        return self._fetch(parse.parse_flow_recent, "flow-recent", path, params, None)
+
+    def get_flow_data(self, ticker: str, *, side: str | None = None, min_premium: int | None = None) -> pd.DataFrame:
+        """:meth:`fetch_flow_data` as a frame."""
+        return self._frame(self.fetch_flow_data(ticker, side=side, min_premium=min_premium))
 
     def fetch_options_volume(self, ticker: str, date: DateLike | None = None, limit: int = 1) -> ParseResult:
         """Daily options volume and premium of the ``limit`` sessions ending at ``date`` (a session, New York)."""
@@ -382,12 +377,13 @@ class EnhancedUnusualWhalesClient:
 
         return self._page_back(
             page,
+            endpoint="darkpool-ticker",
             time_column="executed_at",
             key=None,
             limit=DARK_POOL_PAGE,
             newer_than=newer_than,
             older_than=older_than,
-            max_pages=None if all_pages else 1,
+            all_pages=all_pages,
         )
 
     def get_dark_pool_data(
@@ -430,21 +426,20 @@ class EnhancedUnusualWhalesClient:
         }
         if transaction_codes:
             params["transaction_codes[]"] = list(transaction_codes)
-        results: list[ParseResult] = []
-        page = 0
-        while max_pages is None or page < max_pages:
-            result = self._fetch(
-                parse.parse_insider_transactions,
-                "insider-transactions",
-                parse.INSIDER_TRANSACTIONS,
-                {**params, "page": page},
-                self._ttl_for(end),
-            )
-            results.append(result)
-            page += 1
-            if len(result.frame) + len(result.rejected) < size:
-                break
-        return _concat(results)
+        ttl = self._ttl_for(end)
+
+        def fetch(page: int) -> ParseResult:
+            path, endpoint = parse.INSIDER_TRANSACTIONS, "insider-transactions"
+            return self._fetch(parse.parse_insider_transactions, endpoint, path, {**params, "page": page}, ttl)
+
+        def next_page(page: int, result: ParseResult) -> int | None:
+            return page + 1 if _rows_sent(result) >= size else None
+
+        pages = paginate(
+            fetch, next_page, 0, take=max_pages, max_pages=self.max_pages, vendor=VENDOR,
+            endpoint="insider-transactions",
+        )  # fmt: skip
+        return ParseResult.concat(pages)
 
     def get_insider_trading(
         self,
@@ -529,21 +524,19 @@ class EnhancedUnusualWhalesClient:
         """
         names = [_symbol(t) for t in tickers] if tickers is not None else None
 
-        def per_ticker(fn: Callable[[str], pd.DataFrame], symbols: Iterable[str]) -> pd.DataFrame:
-            frames = [fn(s) for s in symbols]
-            non_empty = [f for f in frames if len(f)]
-            return pd.concat(non_empty, ignore_index=True) if non_empty else frames[0] if frames else pd.DataFrame()
+        def per_ticker(fetch: Callable[[str], ParseResult], symbols: Iterable[str]) -> pd.DataFrame:
+            return self._frame(ParseResult.concat(fetch(s) for s in symbols))
 
         sources: dict[str, Callable[[], pd.DataFrame]] = {
             "options_alerts": lambda: self.get_options_alerts(names),
-            "dark_pool": lambda: per_ticker(self.get_dark_pool_data, names) if names else self.get_dark_pool_data(),
+            "dark_pool": lambda: per_ticker(self.fetch_dark_pool, names) if names else self.get_dark_pool_data(),
             "insider_trading": lambda: self.get_insider_trading(names, max_pages=1),
         }
         if names:
-            sources["flow"] = lambda: per_ticker(self.get_flow_data, names)
+            sources["flow"] = lambda: per_ticker(self.fetch_flow_data, names)
         etf_list = [_symbol(e) for e in etfs]
         if etf_list:
-            sources["etf_flow"] = lambda: per_ticker(self.get_etf_flow, etf_list)
+            sources["etf_flow"] = lambda: per_ticker(self.fetch_etf_flow, etf_list)
 
         def run(name: str) -> tuple[str, pd.DataFrame | IngestionError]:
             try:
@@ -592,7 +585,7 @@ class EnhancedUnusualWhalesClient:
             page = self._alert_page(newer_than, older_than, filters)
             self._reject(page.rejected)
             frame = page.frame.copy()
-            frame.attrs["raw_rows"] = len(page.frame) + len(page.rejected)
+            frame.attrs["raw_rows"] = _rows_sent(page)
             return frame
 
         return FlowAlertCollector(
@@ -604,6 +597,7 @@ class EnhancedUnusualWhalesClient:
             overlap_s=overlap_s,
             interval=interval,
             start_at=start_at,
+            max_pages=self.max_pages,
         )
 
     def start_options_flow_collection(
@@ -661,6 +655,11 @@ def _has_data(result: HTTPResult) -> bool:
     except orjson.JSONDecodeError:
         return False
     return isinstance(payload, dict) and isinstance(payload.get("data"), list | dict)
+
+
+def _rows_sent(page: ParseResult) -> int:
+    """Rows the vendor put on a page: a rejected row still took a place, so it counts toward a full page."""
+    return len(page.frame) + len(page.rejected)
 
 
 def _symbol(ticker: str) -> str:

@@ -30,6 +30,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ingestion.http.paging import DEFAULT_MAX_PAGES, paginate
+from ingestion.unusual_whales.parse import VENDOR
+
 log = logging.getLogger(__name__)
 
 FetchPage = Callable[[int, int | None], pd.DataFrame]
@@ -89,8 +92,10 @@ class FlowAlertCollector:
         overlap_s: int = 60,
         interval: float = 5.0,
         start_at: pd.Timestamp | None = None,
+        max_pages: int = DEFAULT_MAX_PAGES,
     ) -> None:
         self._fetch = fetch
+        self.max_pages = max_pages
         self._sink = sink
         self._state_path = state_path
         self._page_limit = page_limit
@@ -118,20 +123,21 @@ class FlowAlertCollector:
         Returns how many new alerts were queued.
         """
         newer_than = max(0, math.floor(self.state.watermark_us / 1e6) - self.overlap_s)
-        pages: list[pd.DataFrame] = []
-        older_than: int | None = None
         seen: set[str] = set()
-        while True:
+
+        def fetch(older_than: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+            """The page at ``older_than`` and its alerts not already on an earlier page of this poll."""
             page = self._fetch(newer_than, older_than)
             self.stats.pages += 1
-            if page.empty:
-                break
-            new = page[~page["id"].isin(seen)]
-            seen.update(page["id"])
-            pages.append(new)
+            new = page[~page["id"].isin(seen)] if not page.empty else page
+            seen.update(page["id"] if not page.empty else ())
+            return page, new
+
+        def step_back(older_than: int | None, fetched: tuple[pd.DataFrame, pd.DataFrame]) -> int | None:
+            page, new = fetched
             # A page is full by the vendor's row count: rows the parser rejected still took a place in it.
-            if int(page.attrs.get("raw_rows", len(page))) < self._page_limit:
-                break
+            if page.empty or int(page.attrs.get("raw_rows", len(page))) < self._page_limit:
+                return None
             # One second of overlap: the page may have cut through the alerts of its oldest second.
             oldest_s = math.floor(pd.Timestamp(page["created_at"].min()).value / 1e9) + 1
             if older_than is not None and (new.empty or oldest_s >= older_than):
@@ -139,9 +145,10 @@ class FlowAlertCollector:
                 self.stats.saturated_seconds += 1
                 log.warning("more than %d flow alerts in one second; the API cannot page within it", self._page_limit)
                 oldest_s = older_than - 1
-            older_than = oldest_s
-            if older_than <= newer_than:
-                break
+            return None if oldest_s <= newer_than else oldest_s
+
+        fetched = paginate(fetch, step_back, None, max_pages=self.max_pages, vendor=VENDOR, endpoint="flow-alerts")
+        pages = [new for page, new in fetched if not page.empty]
         self.stats.polls += 1
         if not pages:
             return 0

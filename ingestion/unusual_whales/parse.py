@@ -17,11 +17,14 @@ Envelope: ``{"data": [...]}`` with optional extra keys (``"date"`` fills rows th
 else (not JSON, a scalar, ``"data"`` neither list nor object, an object that is no row such as a 422 body) raises
 :class:`~ingestion.errors.SchemaError` naming the endpoint.
 
-Numbers: the vendor sends money as JSON strings on REST and as numbers on the WebSocket; both are accepted. Everything
-is ``float64``, none is ``Decimal``: every consumer is a float64 feature, the sums aggregated here span at most a few
-thousand rows (relative error near 1e-13, far below a cent on any premium UW reports), and object columns of
-``Decimal`` cannot be vectorised. Counts are converted through ``Decimal`` so a 19-digit id is never rounded, and
-a non-integral count (``"3.5"``) is refused rather than truncated.
+Numbers: the vendor sends money as JSON strings on REST and as numbers on the WebSocket; both are accepted. A value
+that is not finite (``"1e309"`` overflows to infinity) is refused, and so is a negative value where the vendor's spec
+allows none (its filters say ``Min: 0`` for prices, strikes, premiums, sizes, volumes and ratios): those fields
+are of kind ``amount`` (float) or ``count`` (integer); signed ones (net premiums, flows, share changes) stay
+``float``/``int``. Everything is ``float64``, none is ``Decimal``: every consumer is a float64 feature, the sums
+aggregated here span at most a few thousand rows (relative error near 1e-13, far below a cent on any premium UW
+reports), and object columns of ``Decimal`` cannot be vectorised. Counts are converted through ``Decimal`` so a
+19-digit id is never rounded, and a non-integral count (``"3.5"``) is refused rather than truncated.
 """
 
 from __future__ import annotations
@@ -36,13 +39,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 from urllib.parse import urlsplit
 
-import orjson
 import pandas as pd
 import pyarrow as pa
 
+from ingestion import json_overflow
 from ingestion.errors import SchemaError
 from ingestion.rejects import ParseResult, Rejected
 from ingestion.unusual_whales.timestamps import new_york_date, new_york_day_start, to_date, to_utc, utc_series
@@ -63,11 +66,12 @@ INSIDER_TRANSACTIONS: Final = "/api/insider/transactions"
 ETF_IN_OUTFLOW: Final = "/api/etfs/{ticker}/in-outflow"
 MARKET_TIDE: Final = "/api/market/market-tide"
 
-Kind = Literal["str", "symbol", "float", "int", "bool", "ts", "date"]
+Kind = Literal["str", "symbol", "float", "amount", "int", "count", "bool", "ts", "date"]
 Body = bytes | bytearray | memoryview | str | list[Any] | dict[str, Any]
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _INT64_MAX: Final = 2**63 - 1
+_N = TypeVar("_N", int, float)
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,10 @@ def to_float(value: object) -> float:
         return value
     if type(value) is int:
         return float(value)
-    return float(_number_text(value, "a number"))
+    number = float(_number_text(value, "a number"))
+    if not math.isfinite(number):  # "1e309" matches the number pattern and overflows to infinity
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
 
 
 def to_int(value: object) -> int:
@@ -170,6 +177,22 @@ def to_int(value: object) -> int:
     if abs(result) > _INT64_MAX:
         raise ValueError(f"{value!r} does not fit in int64")
     return result
+
+
+def to_amount(value: object) -> float:
+    """A price, premium, strike, ratio or volume: :func:`to_float`, and never negative."""
+    return _non_negative(to_float(value))
+
+
+def to_count(value: object) -> int:
+    """A size, volume or count: :func:`to_int`, and never negative."""
+    return _non_negative(to_int(value))
+
+
+def _non_negative(number: _N) -> _N:
+    if number < 0:
+        raise ValueError(f"{number!r} is negative")
+    return number
 
 
 def to_bool(value: object) -> bool:
@@ -197,7 +220,9 @@ _CONVERT: Final[dict[Kind, Callable[[object], Any]]] = {
     "str": _to_str,
     "symbol": _to_symbol,
     "float": to_float,
+    "amount": to_amount,
     "int": to_int,
+    "count": to_count,
     "bool": to_bool,
     "ts": to_utc,
     "date": to_date,
@@ -209,7 +234,15 @@ def _series(kind: Kind, values: list[Any], name: str) -> pd.Series:
         return utc_series(values, name)
     if kind == "date":
         return pd.Series(values, dtype=pd.ArrowDtype(pa.date32()), name=name)
-    dtype = {"str": "string", "symbol": "string", "float": "float64", "int": "Int64", "bool": "boolean"}[kind]
+    dtype = {
+        "str": "string",
+        "symbol": "string",
+        "float": "float64",
+        "amount": "float64",
+        "int": "Int64",
+        "count": "Int64",
+        "bool": "boolean",
+    }[kind]
     return pd.Series(values, dtype=dtype, name=name)
 
 
@@ -230,8 +263,9 @@ def _unwrap(body: Body, record: Record, endpoint: str) -> tuple[list[Any], dict[
     payload: object = body
     if isinstance(body, bytes | bytearray | memoryview | str):
         try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
+            # A number beyond float64 decodes as inf, so that its row is quarantined and the rest of the page kept.
+            payload = json_overflow.loads(body)
+        except json_overflow.JSONError as exc:
             raise _schema_error(f"response is not JSON ({exc})", endpoint) from None
     if isinstance(payload, list):
         return payload, {}
@@ -303,7 +337,7 @@ def _convert(record: Record, row: Mapping[str, Any]) -> tuple[dict[str, Any], li
             continue
         try:
             out[name] = convert(value)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             out[name] = None
             errors.append(f"field {source!r}: {exc}")
     return out, errors
@@ -405,6 +439,14 @@ def _ints(*names: str) -> tuple[Field, ...]:
     return tuple(Field(n, "int") for n in names)
 
 
+def _amounts(*names: str) -> tuple[Field, ...]:
+    return tuple(Field(n, "amount") for n in names)
+
+
+def _counts(*names: str) -> tuple[Field, ...]:
+    return tuple(Field(n, "count") for n in names)
+
+
 def _bools(*names: str) -> tuple[Field, ...]:
     return tuple(Field(n, "bool") for n in names)
 
@@ -419,7 +461,7 @@ FLOW_ALERT_RECORD: Final = Record(
         Field("symbol", "symbol", required=True, aliases=("ticker",)),
         Field("option_chain", "str", required=True),
         Field("type", "str", required=True),
-        Field("strike", "float"),
+        Field("strike", "amount"),
         Field("expiry", "date"),
         Field("alert_rule", "str", aliases=("rule_name",)),
         Field("rule_id", "str"),
@@ -427,11 +469,11 @@ FLOW_ALERT_RECORD: Final = Record(
         Field("start_time", "ts"),
         Field("end_time", "ts"),
         Field("executed_at", "ts"),
-        Field("total_premium", "float", required=True),
-        *_floats("total_ask_side_prem", "total_bid_side_prem", "price", "underlying_price", "bid", "ask"),
-        *_floats("volume_oi_ratio", "iv_start", "iv_end", "marketcap"),
-        *_ints("volume", "open_interest", "total_size", "trade_count", "expiry_count"),
-        *_ints("ask_vol", "bid_vol", "mid_vol", "no_side_vol", "multi_vol", "stock_multi_vol"),
+        Field("total_premium", "amount", required=True),
+        *_amounts("total_ask_side_prem", "total_bid_side_prem", "price", "underlying_price", "bid", "ask"),
+        *_amounts("volume_oi_ratio", "iv_start", "iv_end", "marketcap"),
+        *_counts("volume", "open_interest", "total_size", "trade_count", "expiry_count"),
+        *_counts("ask_vol", "bid_vol", "mid_vol", "no_side_vol", "multi_vol", "stock_multi_vol"),
         *_bools("has_sweep", "has_floor", "has_multileg", "has_singleleg", "all_opening_trades"),
         Field("issue_type", "str"),
     ),
@@ -480,10 +522,10 @@ FLOW_RECENT_RECORD: Final = Record(
             f
             for side in _SIDES
             for f in (
-                *_floats(f"{side}_premium", f"{side}_premium_ask_side", f"{side}_premium_bid_side"),
-                *_floats(f"{side}_otm_premium"),
-                *_ints(f"{side}_volume", f"{side}_volume_ask_side", f"{side}_volume_bid_side", f"{side}_trades"),
-                *_ints(f"{side}_otm_volume", f"{side}_otm_trades"),
+                *_amounts(f"{side}_premium", f"{side}_premium_ask_side", f"{side}_premium_bid_side"),
+                *_amounts(f"{side}_otm_premium"),
+                *_counts(f"{side}_volume", f"{side}_volume_ask_side", f"{side}_volume_bid_side", f"{side}_trades"),
+                *_counts(f"{side}_otm_volume", f"{side}_otm_trades"),
             )
         ),
     ),
@@ -502,12 +544,12 @@ OPTIONS_VOLUME_RECORD: Final = Record(
     fields=(
         _SYMBOL,
         Field("date", "date", required=True),
-        *_floats("bullish_premium", "bearish_premium", "call_premium", "put_premium"),
+        *_amounts("bullish_premium", "bearish_premium", "call_premium", "put_premium"),
         *_floats("net_call_premium", "net_put_premium"),
-        *_ints("call_volume", "put_volume", "call_volume_ask_side", "call_volume_bid_side"),
-        *_ints("put_volume_ask_side", "put_volume_bid_side", "call_open_interest", "put_open_interest"),
-        *_floats("avg_3_day_call_volume", "avg_3_day_put_volume", "avg_7_day_call_volume", "avg_7_day_put_volume"),
-        *_floats("avg_30_day_call_volume", "avg_30_day_put_volume"),
+        *_counts("call_volume", "put_volume", "call_volume_ask_side", "call_volume_bid_side"),
+        *_counts("put_volume_ask_side", "put_volume_bid_side", "call_open_interest", "put_open_interest"),
+        *_amounts("avg_3_day_call_volume", "avg_3_day_put_volume", "avg_7_day_call_volume", "avg_7_day_put_volume"),
+        *_amounts("avg_30_day_call_volume", "avg_30_day_put_volume"),
     ),
 )
 
@@ -536,8 +578,9 @@ NET_PREM_TICKS_RECORD: Final = Record(
         Field("tape_time", "ts", required=True),
         Field("date", "date"),
         *_floats("net_call_premium", "net_put_premium", "net_delta"),
-        *_ints("net_call_volume", "net_put_volume", "call_volume", "put_volume"),
-        *_ints("call_volume_ask_side", "call_volume_bid_side", "put_volume_ask_side", "put_volume_bid_side"),
+        *_ints("net_call_volume", "net_put_volume"),
+        *_counts("call_volume", "put_volume"),
+        *_counts("call_volume_ask_side", "call_volume_bid_side", "put_volume_ask_side", "put_volume_bid_side"),
     ),
     hook=_date_from("tape_time"),
 )
@@ -572,12 +615,12 @@ OHLC_RECORD: Final = Record(
         Field("start_time", "ts"),
         Field("end_time", "ts"),
         Field("date", "date"),
-        Field("open", "float", required=True),
-        Field("high", "float", required=True),
-        Field("low", "float", required=True),
-        Field("close", "float", required=True),
-        Field("volume", "int"),
-        Field("total_volume", "int"),
+        Field("open", "amount", required=True),
+        Field("high", "amount", required=True),
+        Field("low", "amount", required=True),
+        Field("close", "amount", required=True),
+        Field("volume", "count"),
+        Field("total_volume", "count"),
         Field("market_time", "str"),
     ),
     hook=_ohlc_hook,
@@ -612,11 +655,11 @@ DARK_POOL_RECORD: Final = Record(
         Field("executed_at", "ts", required=True),
         Field("price", "float", required=True),
         Field("size", "int", required=True),
-        Field("premium", "float"),
+        Field("premium", "amount"),
         Field("canceled", "bool"),
-        Field("volume", "int"),
-        *_floats("nbbo_bid", "nbbo_ask"),
-        *_ints("nbbo_bid_quantity", "nbbo_ask_quantity"),
+        Field("volume", "count"),
+        *_amounts("nbbo_bid", "nbbo_ask"),
+        *_counts("nbbo_bid_quantity", "nbbo_ask_quantity"),
         Field("trf_executed_at", "ts"),
         # Not a reliable key (captures show 0 for every print), kept for tracing only.
         Field("tracking_id", "int"),
@@ -671,15 +714,15 @@ INSIDER_RECORD: Final = Record(
         Field("filed_at", "ts", required=True, derived=True),
         Field("transaction_date", "date"),
         Field("amount", "int", required=True),
-        Field("price", "float"),
+        Field("price", "amount"),
         Field("value", "float", derived=True),
         Field("is_disposal", "bool", derived=True),
-        Field("transactions", "int"),
+        Field("transactions", "count"),
         *(Field(n, "str") for n in ("transaction_code", "formtype", "owner_name", "officer_title")),
         *_bools("is_director", "is_officer", "is_ten_percent_owner", "is_10b5_1", "is_s_p_500"),
         Field("reporter_is_public_company", "bool"),
-        *_ints("shares_owned_before", "shares_owned_after"),
-        *_floats("stock_price", "marketcap", "price_excercisable"),
+        *_counts("shares_owned_before", "shares_owned_after"),
+        *_amounts("stock_price", "marketcap", "price_excercisable"),
         Field("next_earnings_date", "date"),
         # Free-form or rarely filled on Form 4; kept as text so an odd value never costs the row.
         *(Field(n, "str") for n in ("sector", "security_title", "natureofownership", "director_indirect")),
@@ -712,8 +755,8 @@ ETF_IN_OUTFLOW_RECORD: Final = Record(
         Field("date", "date", required=True),
         Field("change", "int", required=True),
         Field("change_prem", "float", required=True),
-        Field("close", "float", required=True),
-        Field("volume", "int", required=True),
+        Field("close", "amount", required=True),
+        Field("volume", "count", required=True),
         Field("is_fomc", "bool"),
     ),
 )
@@ -751,19 +794,6 @@ def parse_market_tide(body: Body, *, endpoint: str, ticker: str | None = None) -
     ``timestamp`` is the tick's minute (REST sends New York wall time with its offset), converted to UTC.
     """
     return _parse(MARKET_TIDE_RECORD, body, endpoint, ticker)
-
-
-RECORDS: Final[tuple[Record, ...]] = (
-    FLOW_ALERT_RECORD,
-    FLOW_RECENT_RECORD,
-    OPTIONS_VOLUME_RECORD,
-    NET_PREM_TICKS_RECORD,
-    OHLC_RECORD,
-    DARK_POOL_RECORD,
-    INSIDER_RECORD,
-    ETF_IN_OUTFLOW_RECORD,
-    MARKET_TIDE_RECORD,
-)
 
 
 def columns(record: Record) -> Sequence[str]:

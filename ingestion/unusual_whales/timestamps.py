@@ -11,6 +11,8 @@ Forms seen in the spec, its examples and real captures:
 
 A timestamp string *without* an offset is refused: UW documents its times as UTC but its market-tide rows are New York
 wall time, so guessing the zone of a naive value could shift it by four or five hours, which is a lookahead bug.
+So is any instant or date outside 1970..2099 (:mod:`ingestion.time_bounds`): the row is quarantined with that reason
+rather than overflowing a timestamp further on.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Final
 import pandas as pd
 
 from ingestion.calendar import NEW_YORK
+from ingestion.time_bounds import RANGE_TEXT, check_date, check_instant
 
 UTC_DTYPE: Final = "datetime64[us, UTC]"
 
@@ -42,7 +45,11 @@ def epoch_to_utc(value: float) -> pd.Timestamp:
         raise ValueError(f"epoch value {value!r} is not finite")
     magnitude = abs(value)
     unit = next((u for limit, u in _EPOCH_UNITS if magnitude < limit), "ns")
-    return pd.Timestamp(value, unit=unit, tz="UTC").as_unit("us")
+    try:
+        ts = pd.Timestamp(value, unit=unit, tz="UTC")
+    except (OverflowError, pd.errors.OutOfBoundsDatetime) as exc:
+        raise ValueError(f"epoch value {value!r} is outside {RANGE_TEXT}") from exc
+    return check_instant(ts).as_unit("us")
 
 
 def new_york_day_start(day: dt.date) -> pd.Timestamp:
@@ -54,8 +61,13 @@ def to_utc(value: object) -> pd.Timestamp:
     """One UW timestamp in any of its forms, as a ``Timestamp`` in UTC with microsecond unit.
 
     A plain date becomes the start of that New York day (see :func:`new_york_day_start`). Raises ``ValueError`` with a
-    readable reason for anything else, including booleans, empty strings and offset-less wall times.
+    readable reason for anything else, including booleans, empty strings, offset-less wall times and instants outside
+    1970..2099.
     """
+    return check_instant(_to_utc(value))
+
+
+def _to_utc(value: object) -> pd.Timestamp:
     if isinstance(value, bool):
         raise ValueError(f"boolean {value!r} is not a timestamp")
     if isinstance(value, int | float):
@@ -80,22 +92,24 @@ def to_utc(value: object) -> pd.Timestamp:
         raise ValueError(f"timestamp {value!r} has no UTC offset")
     try:
         return pd.Timestamp(text).tz_convert("UTC").as_unit("us")
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise ValueError(f"cannot parse timestamp {value!r}") from exc
 
 
 def to_date(value: object) -> dt.date:
-    """A UW calendar date (``YYYY-MM-DD``, a New York trading or filing day). Raises ``ValueError`` otherwise."""
+    """A UW calendar date (``YYYY-MM-DD``, a New York trading or filing day, 1970..2099). Raises ``ValueError``
+    otherwise."""
     if isinstance(value, dt.datetime | pd.Timestamp):
         raise ValueError(f"{value!r} is an instant, not a date")
     if isinstance(value, dt.date):
-        return value
+        return check_date(value)
     if not isinstance(value, str) or not _PLAIN_DATE.match(value.strip()):
         raise ValueError(f"{value!r} is not a YYYY-MM-DD date")
     try:
-        return dt.date.fromisoformat(value.strip())
+        day = dt.date.fromisoformat(value.strip())
     except ValueError as exc:
         raise ValueError(f"{value!r} is not a valid date") from exc
+    return check_date(day)
 
 
 def new_york_date(ts: pd.Timestamp) -> dt.date:

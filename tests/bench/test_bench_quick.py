@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ingestion.bench.cli import BENCHMARKS
+from ingestion.bench.runner import BENCHMARKS
 
 
 def test_quick_harness_runs_every_benchmark_and_writes_the_report(tmp_path: Path) -> None:

@@ -29,9 +29,10 @@ from ingestion import calendar
 from ingestion.config import Settings
 from ingestion.datasets import CREATED_TS, OHLCV_DAILY, OHLCV_MINUTE, Dataset
 from ingestion.http import RetryPolicy
-from ingestion.jobs.backfill import Sinks, backfill_ohlcv, latest_online
+from ingestion.jobs.backfill import Sinks, backfill_ohlcv
 from ingestion.jobs.coverage import Coverage
 from ingestion.jobs.flow import FLOW_DATASETS, backfill_flow
+from ingestion.jobs.runs import latest_online
 from ingestion.jobs.summary import JobSummary
 from ingestion.polygon.rest import PolygonRESTClient
 from ingestion.runtime import Runtime
@@ -353,7 +354,7 @@ def test_stream_under_drops_and_rest_faults_loses_no_minute(
         return (
             server.replay_done.is_set()
             and server.counters["frames"] == client.stats.data_frames
-            and len(client.queue) == 0
+            and client.queue_depth() == 0
             and client.connected
         )
 

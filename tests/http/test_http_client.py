@@ -245,7 +245,7 @@ def test_truncated_body_is_retried_and_never_cached(
         with pytest.raises(TransportError) as info:
             http.get("x", "/v2/x", cache_ttl=60)
         assert info.value.vendor == "polygon" and info.value.endpoint == "x"
-        assert cache.get("polygon", "x", "/v2/x", {}) is None
+        assert cache.get("polygon", "x", "/v2/x", {}, scope=http.cache_scope(), now=manual_clock.now()) is None
         page = http.get("x", "/v2/x", cache_ttl=60)
     assert len(page.json()["results"]) == 200
     assert script.calls == 3
@@ -513,15 +513,22 @@ def test_public_surface_is_exactly_all() -> None:
     assert all(hasattr(ingestion.http, name) for name in exported)
     public = {n for n in vars(ingestion.http) if not n.startswith("_")} - {
         "auth",
+        "body",
         "breaker",
         "cache",
         "client",
         "clock",
+        "deadline",
+        "environ",
+        "exchange",
         "metrics",
+        "paging",
         "ratelimit",
         "redaction",
+        "redis_guard",
         "result",
         "retry",
+        "scope",
         "session",
         "status",
     }

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from datetime import UTC, datetime
 
-import pandas as pd
 import requests
+from fixtures.serving import etf_flow_row, wait_for_health
 
 from ingestion.commands.serve import serve_command
 from ingestion.config import Settings
@@ -19,34 +18,13 @@ def test_http_feature_server_serves_written_values(applied_repo: Settings) -> No
     assert applied_repo.redis_url
     store = open_store(applied_repo, applied_repo.redis_url)
     now = datetime.now(UTC).replace(microsecond=0)
-    store.write_to_online_store(
-        "etf_flow_daily",
-        pd.DataFrame(
-            {
-                "symbol": ["SPY"],
-                "event_timestamp": [now],
-                "created_timestamp": [now],
-                "etf_flow_shares": [1200.0],
-                "etf_flow_premium": [5.5e8],
-                "etf_close": [601.25],
-                "etf_volume": [70_000_000],
-                "is_fomc": [True],
-            }
-        ),
-    )
+    store.write_to_online_store("etf_flow_daily", etf_flow_row(now))
     port = free_port()
     cmd = serve_command(applied_repo, applied_repo.redis_url, "127.0.0.1", port)
     proc = subprocess.Popen(cmd, env=feast_env(applied_repo), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "feast serve exited"
-            try:
-                if requests.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.25)
+        wait_for_health(proc, url, timeout=120)
         body = {
             "features": ["etf_flow_daily:etf_close", "etf_flow_daily:etf_volume", "etf_flow_daily:is_fomc"],
             "entities": {"symbol": ["SPY", "QQQ"]},

@@ -24,7 +24,8 @@ import redis
 from ingestion import calendar
 from ingestion.config import Settings
 from ingestion.datasets import OHLCV_DAILY
-from ingestion.jobs.backfill import Sinks, backfill_ohlcv, latest_online
+from ingestion.jobs.backfill import Sinks, backfill_ohlcv
+from ingestion.jobs.runs import latest_online
 from ingestion.jobs.summary import JobSummary
 from ingestion.polygon.rest import PolygonRESTClient
 from ingestion.simulators.keys import POLYGON_SIM_KEY, UW_SIM_TOKEN

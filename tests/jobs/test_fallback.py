@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,12 +13,14 @@ import pytest
 from fixtures.uw_simulator import MakeUW
 
 from ingestion import calendar
-from ingestion.config import Settings
+from ingestion.config import Settings, settings
 from ingestion.errors import NotEntitled
 from ingestion.http import CircuitBreaker, RetryPolicy
 from ingestion.jobs.backfill import Sinks, backfill_ohlcv
 from ingestion.jobs.fallback import uw_bars
+from ingestion.jobs.runs import uw_fallback
 from ingestion.polygon.rest import PolygonRESTClient
+from ingestion.runtime import Runtime
 from ingestion.simulators.faults import Fault
 from ingestion.simulators.keys import POLYGON_SIM_KEY, UW_SIM_TOKEN
 from ingestion.simulators.market import Market
@@ -91,3 +95,17 @@ def test_backfill_falls_back_when_polygon_is_down_or_not_entitled(
         free, Sinks.for_settings(s3), ["AAPL"], D(2020, 3, 2), D(2020, 3, 31), "day", fallback=fallback
     )
     assert old.ok and old.fallback_rows["ohlcv_daily"] == len(market.daily_bars("AAPL", "2020-03-02", "2020-03-31"))
+
+
+def test_the_fallback_client_is_closed_when_the_run_ends(make_uw: MakeUW, redis_url: str, tmp_path: Path) -> None:
+    sim = make_uw()
+    s = replace(settings({"FEAST_DATA_DIR": str(tmp_path)}), uw_base_url=sim.url, redis_url=redis_url)
+    rt = Runtime(
+        settings=s, polygon_key=POLYGON_SIM_KEY, uw_token=UW_SIM_TOKEN, simulated_polygon=True, simulated_uw=False
+    )
+    with uw_fallback(rt) as fetch:
+        assert len(fetch("MSFT", "day", D(2024, 2, 1), D(2024, 2, 29)).frame) > 0
+        client = fetch.args[0]  # type: ignore[attr-defined]  # partial(uw_bars, client)
+        pools = client.http.session.get_adapter(sim.url).poolmanager.pools
+        assert len(pools) == 1  # the connection the candles came through, kept for the next unit
+    assert len(pools) == 0

@@ -18,7 +18,8 @@ from ingestion.config import Settings
 from ingestion.datasets import OHLCV_DAILY
 from ingestion.errors import CircuitOpen
 from ingestion.http import CircuitBreaker, RetryPolicy, TokenBucket
-from ingestion.jobs.backfill import Sinks, backfill_ohlcv, latest_online
+from ingestion.jobs.backfill import Sinks, backfill_ohlcv
+from ingestion.jobs.runs import latest_online
 from ingestion.jobs.summary import JobSummary
 from ingestion.ops.freshness import feature_ages
 from ingestion.ops.health import check_freshness, check_redis, run_health

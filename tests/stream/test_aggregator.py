@@ -126,6 +126,28 @@ def test_a_gap_opens_a_window_for_every_symbol(events: list[dict[str, Any]]) -> 
     agg.on_gap()
     later = dict(events[-1], t=events[-1]["t"] + 3 * MINUTE_MS)
     (agg.on_trades if later["ev"] == "T" else agg.on_quotes)([later])
-    gap = [w for w in agg.windows if w.reason == "gap"]
+    gap = [w for w in agg.pending_windows() if w.reason == "gap"]
     assert len(gap) == 1
     assert (gap[0].start_ms, gap[0].end_ms, gap[0].symbols) == (minute_of(before), minute_of(later["t"]), None)
+
+
+def test_close_windows_cuts_pending_windows_to_the_last_closed_minute(events: list[dict[str, Any]]) -> None:
+    agg = Aggregator()
+    feed(agg, events[: len(events) // 2])
+    before = agg.watermark_ms
+    agg.on_gap()
+    later = dict(events[-1], t=events[-1]["t"] + 3 * MINUTE_MS)
+    (agg.on_trades if later["ev"] == "T" else agg.on_quotes)([later])
+    pending = agg.pending_windows()
+    assert {w.reason for w in pending} == {"start", "gap"}
+    assert sorted(agg.symbols()) == sorted(SYMBOLS)
+
+    closed = agg.close_windows()
+    last_closed = minute_of(agg.watermark_ms - MINUTE_MS - agg.lateness_ms)
+    assert agg.pending_windows() == [] and agg.close_windows() == [], "handed-out windows leave the pending list"
+    assert [w.id for w in closed] == [w.id for w in pending]
+    assert all(w.start_ms <= w.end_ms <= last_closed for w in closed)
+    (gap,) = [w for w in closed if w.reason == "gap"]
+    # The open minute (and the lateness before it) is not refilled at shutdown: the hole is cut before it.
+    assert (gap.start_ms, gap.end_ms) == (minute_of(before), last_closed) and last_closed < minute_of(later["t"])
+    assert next(w for w in pending if w.reason == "gap").end_ms == minute_of(later["t"]), "pending copies untouched"

@@ -47,7 +47,7 @@ def replay_over(server: PolygonWsServer, bridge: StreamBridge) -> Callable[[], b
     return lambda: (
         server.replay_done.is_set()
         and server.counters["frames"] == client.stats.data_frames
-        and len(client.queue) == 0
+        and client.queue_depth() == 0
         and client.connected
     )
 
@@ -155,7 +155,7 @@ def test_clean_shutdown_loses_no_batch(
     assert not server.replay_done.is_set() or bridge.aggregator.trades < len(server.sent(ev="T"))
 
     client = bridge.client
-    assert client.stopped and client.error is None and len(client.queue) == 0
+    assert client.stopped and client.error is None and client.queue_depth() == 0
     # Every frame received before the close was folded in: nothing stayed in the queue or in a batch.
     assert bridge.aggregator.trades == client.stats.events["T"]
     assert bridge.aggregator.quotes == client.stats.events["Q"]

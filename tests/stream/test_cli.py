@@ -14,7 +14,7 @@ from ingestion.config import Settings
 from ingestion.errors import ConfigError
 from ingestion.simulators.market import Market
 from ingestion.store.offline import read_dataset
-from ingestion.stream.cli import StreamOptions, parse_symbols, run_stream
+from ingestion.stream.runner import StreamOptions, parse_symbols, run_stream
 
 
 def test_symbols_are_parsed_and_checked() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,7 +44,9 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 def drained(server: Any, client: PolygonWebSocketClient) -> Callable[[], bool]:
     """The replay is over and every frame the server wrote to us has been dispatched."""
     return lambda: (
-        server.replay_done.is_set() and server.counters["frames"] == client.stats.data_frames and len(client.queue) == 0
+        server.replay_done.is_set()
+        and server.counters["frames"] == client.stats.data_frames
+        and client.queue_depth() == 0
     )
 
 
@@ -64,7 +67,7 @@ def test_subscriptions_are_restored_after_forced_drops(
     client.register_gap_callback(gaps.append)
     client.subscribe(",".join(TOPICS))
     client.connect()
-    pump(client, lambda: server.replay_done.is_set() and len(client.queue) == 0 and server.counters["drops"] >= 3)
+    pump(client, lambda: server.replay_done.is_set() and client.queue_depth() == 0 and server.counters["drops"] >= 3)
 
     assert client.stats.reconnects >= 3
     assert server.counters["connections"] == client.stats.connections
@@ -173,7 +176,7 @@ def test_disconnect_is_clean_and_keeps_queued_frames(
     client.register_callback("T.", trades.extend)
     client.subscribe(TOPICS)
     client.connect()
-    wait_for(lambda: len(client.queue) >= 3)
+    wait_for(lambda: client.queue_depth() >= 3)
     client.disconnect()
     assert client.stopped and client.error is None
     dispatched = 0
@@ -208,6 +211,40 @@ def test_queue_overflow_drops_newest_and_marks_a_gap() -> None:
     marker, frame = queue.drain(10, timeout=0.0)
     assert isinstance(marker, StreamGap) and marker.reason == "overflow" and marker.dropped_frames == 2
     assert frame == (5, b"[]")
+
+
+def test_what_the_bridge_needs_is_asked_of_the_client_not_read_from_its_queue() -> None:
+    client = PolygonWebSocketClient(api_key="unused", ws_url="ws://127.0.0.1:1/stocks")
+    client.queue.put((1, b"[]"))
+    client.queue.put((2, b"[]"))
+    assert client.queue_depth() == 2
+    assert client.dispatch(timeout=0.0) == 2
+    assert client.queue_depth() == 0
+    assert client.take_receipts() == [], "receive times are kept only when asked for"
+    client.track_receipts()
+    client.queue.put((3, b"[]"))
+    client.queue.put(StreamGap("reconnect", 4))  # a gap marker is not a frame: no receive time
+    client.queue.put((5, b"[]"))
+    client.dispatch(timeout=0.0)
+    assert client.take_receipts() == [3, 5]
+    assert client.take_receipts() == [], "taken receipts are not handed out twice"
+
+    # wake() returns a dispatch waiting on an empty queue (the bridge's stop() relies on it), long before 600 s.
+    done = threading.Event()
+
+    def wait_for_frames() -> None:
+        client.dispatch(timeout=600.0)
+        done.set()
+
+    waiter = threading.Thread(target=wait_for_frames, daemon=True)
+    waiter.start()
+
+    def woken() -> bool:
+        client.wake()  # again until it lands: a wake before the wait begins is cleared by dispatch itself
+        return done.is_set()
+
+    wait_for(woken)
+    waiter.join()
 
 
 def test_bad_events_are_rejected_with_reasons_and_good_ones_pass() -> None:
@@ -263,7 +300,7 @@ def test_a_consumer_that_stops_reading_overflows_our_queue_not_the_server(
     client.connect()
     wait_for(lambda: client.queue.dropped >= 5)  # nobody dispatches: the queue fills and overflows
     client.dispatch(timeout=0.0)  # room again; the next frame to arrive is queued behind a gap marker
-    wait_for(lambda: len(client.queue) > 0)
+    wait_for(lambda: client.queue_depth() > 0)
     pump(client, lambda: bool(gaps))
     assert gaps[0].reason == "overflow" and gaps[0].dropped_frames >= 5
     assert server.counters["slow_consumer"] == 0 and server.counters["stalls"] == 0

@@ -7,10 +7,10 @@ ranges are skipped, and an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from ingestion.errors import ConfigError
+from ingestion.jobs.args import whole_number
 
 HELP = "backfill vendor history into the offline (Parquet) and online (Redis) stores"
 
@@ -22,9 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--from", dest="start", required=True, help="first date, YYYY-MM-DD (New York)")
     parser.add_argument("--to", dest="end", required=True, help="last date, YYYY-MM-DD (inclusive)")
     parser.add_argument("--timespan", choices=["day", "minute"], default="day", help="bar size for ohlcv")
-    parser.add_argument("--workers", type=int, default=4, help="symbols fetched in parallel")
+    parser.add_argument("--workers", type=whole_number("workers"), default=4, help="symbols fetched in parallel")
     parser.add_argument("--no-online", action="store_true", help="skip writing the latest values to Redis")
-    parser.add_argument("--requests-per-minute", type=int, default=None, help="client-side budget (5 on free plans)")
+    parser.add_argument(
+        "--requests-per-minute",
+        type=whole_number("requests", hint="; leave the option out for no client-side limit"),
+        default=None,
+        help="client-side budget (5 on free plans; default: none)",
+    )
     parser.add_argument(
         "--no-fallback",
         action="store_true",
@@ -66,10 +71,3 @@ def check_simulated_symbols(rt: Any, source: str, symbols: list[str]) -> None:
     if unknown:
         market = rt.stack.market
         raise ConfigError(f"not in the simulated market: {', '.join(unknown)}; use some of {', '.join(market.symbols)}")
-
-
-def progress_bar(total: int, desc: str) -> object:
-    """A tqdm bar on stderr (silent when stderr is not a terminal, so CI logs stay clean)."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="chunk", file=sys.stderr, disable=not sys.stderr.isatty())

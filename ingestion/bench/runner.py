@@ -1,4 +1,5 @@
-"""``python -m ingestion bench [--quick]``: every benchmark, each in its own process, gathered into one report.
+"""Every benchmark (``python -m ingestion bench``, see :mod:`ingestion.commands.bench`), each in its own process,
+gathered into one report.
 
 Each benchmark runs in a child process so its peak RSS is its own and one crash cannot take the others down. The
 report is JSON (everything measured) plus a Markdown table for the README. ``--quick`` runs tiny sizes in seconds,
@@ -10,7 +11,6 @@ typeguard checks are off, which saves seconds of import per benchmark and gives 
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -23,8 +23,6 @@ from typing import Any
 
 from ingestion.bench.common import machine
 
-HELP = "run every benchmark side by side with its baselines; write JSON and a Markdown table"
-
 # Module under ingestion.bench -> what it measures. Modules not present are reported as missing, not skipped quietly.
 BENCHMARKS: dict[str, str] = {
     "online_read": "online read: get_online_features vs raw HMGET pipeline",
@@ -36,14 +34,6 @@ BENCHMARKS: dict[str, str] = {
     "offline_append": "offline append cost per batch vs Feast offline push",
     "feast_apply": "feast apply of the repo: CI's invocation vs plain",
 }
-
-
-def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
-    del name
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds (what CI runs)")
-    parser.add_argument("--only", default="", help="comma-separated benchmark names (default: all)")
-    parser.add_argument("--out", default="bench-results", help="directory for results.json and results.md")
-    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per benchmark")
 
 
 def child_env() -> dict[str, str]:
@@ -129,8 +119,8 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
-    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
+def run_all(names: list[str], quick: bool, timeout: float, out: Path) -> int:
+    """Run ``names`` one after the other, write ``results.json`` and ``results.md`` under ``out``; 1 if any failed."""
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         from ingestion.errors import ConfigError
@@ -138,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown benchmark {unknown[0]!r}: choose from {', '.join(BENCHMARKS)}")
     report: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "quick": bool(args.quick),
+        "quick": quick,
         "machine": machine(),
         "python_optimize": child_env()["PYTHONOPTIMIZE"],
         "benchmarks": {},
@@ -147,12 +137,11 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for name in names:
         print(f"bench {name} ...", flush=True)
-        entry = run_one(name, bool(args.quick), args.timeout)
+        entry = run_one(name, quick, timeout)
         report["benchmarks"][name] = entry
         print(f"bench {name}: {entry['status']} in {entry['seconds']:.1f} s", flush=True)
         failed += entry["status"] != "ok"
     report["seconds"] = time.monotonic() - started
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=2, default=str))
     (out / "results.md").write_text(markdown(report))

@@ -1,31 +1,28 @@
-"""``python -m ingestion stream --symbols AAPL,MSFT`` (or ``'*'``): run the stream bridge.
+"""Running the stream bridge: what ``python -m ingestion stream`` (see :mod:`ingestion.commands.stream`), the demo
+and the quickstart notebook share.
 
 With no ``POLYGON_API_KEY`` it starts the simulators in-process (WebSocket replay of a session, REST for refills)
 and says so; with a key it connects to ``POLYGON_WS_URL`` / ``POLYGON_BASE_URL``. With no ``REDIS_URL`` it starts an
 embedded Redis. The feature repo is applied first when its registry does not exist yet. ``--seconds N`` stops after
-N seconds; otherwise Ctrl-C (or SIGTERM) stops it cleanly, flushing every batch.
+N seconds; otherwise Ctrl-C (or SIGTERM) stops it cleanly, flushing every batch: while the bridge runs, the signals
+ask it to stop (:func:`ingestion.shutdown.on_signals`) instead of interrupting it, and the run ends normally.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import signal
-import sys
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ingestion.errors import ConfigError
+from ingestion.shutdown import on_signals
 
 if TYPE_CHECKING:
     from ingestion.config import Settings
+    from ingestion.ops.health import Check, HealthReport
     from ingestion.runtime import Runtime
     from ingestion.stream.bridge import StreamBridge
 
-HELP = "stream Polygon trades and quotes into the online (Redis) and offline (Parquet) stores"
+# Quotes of a live stream older than two minutes mean the stream is not flowing.
+LIVE_QUOTE_MAX_AGE_S = 120.0
 
 
 @dataclass
@@ -86,46 +83,85 @@ def build_bridge(
     )
 
 
-def run_stream(s: Settings, opts: StreamOptions, out: TextIO) -> int:
-    """Run the bridge with ``opts`` on the real vendor (with a key) or a replayed simulator session (without)."""
+class StreamHealth:
+    """What ``GET /health`` of a running stream reports (:func:`ingestion.ops.health.serve_health` serves it).
+
+    Until the bridge runs (and after it stopped) the one check is "stream: not running". While it runs: Redis and
+    the registry, as the stream resolved them (the embedded server's URL, not the unset ``REDIS_URL``), the
+    WebSocket connection, and on a live feed the age of the newest quote. A replayed session's quotes carry that
+    session's times, so their age says nothing about this stream; the connection check covers it instead.
+    """
+
+    def __init__(self, symbols: list[str], max_quote_age_s: float = LIVE_QUOTE_MAX_AGE_S) -> None:
+        # '*' has no symbol list to look the newest quote up by: only the connection is checked then.
+        self.symbols = [] if symbols == ["*"] else list(symbols)
+        self.max_quote_age_s = max_quote_age_s
+        self._running: tuple[Runtime, StreamBridge] | None = None
+
+    def attach(self, rt: Runtime, bridge: StreamBridge) -> None:
+        """The bridge is about to run on ``rt``."""
+        self._running = (rt, bridge)
+
+    def detach(self) -> None:
+        """The bridge has stopped."""
+        self._running = None
+
+    def report(self) -> HealthReport:
+        from ingestion.ops.health import Check, HealthReport, run_health
+
+        running = self._running
+        if running is None:
+            return HealthReport([Check("stream", False, "not running (starting up or stopped)")])
+        rt, bridge = running
+        live = not rt.simulated_polygon and bool(self.symbols)
+        max_age = {"realtime_quotes": self.max_quote_age_s} if live else {}
+        report = run_health(rt.settings, self.symbols, max_age, vendors=False)
+        report.checks.append(_connection(bridge))
+        return report
+
+
+def _connection(bridge: StreamBridge) -> Check:
+    from ingestion.ops.health import Check
+
+    stats = bridge.stats
+    if bridge.client.connected:
+        return Check("stream", True, f"connected; {stats.online_rows} rows online in {stats.flushes} flushes")
+    attempts = bridge.client.stats.connect_attempts
+    return Check("stream", False, f"not connected to the WebSocket: reconnecting ({attempts} attempts so far)")
+
+
+def run_stream(s: Settings, opts: StreamOptions, out: TextIO, *, health: StreamHealth | None = None) -> int:
+    """Run the bridge with ``opts`` on the real vendor (with a key) or a replayed simulator session (without);
+    ``health`` (served by the caller) follows it."""
     from ingestion.runtime import runtime
 
     with runtime(s, replay=sim_replay(opts)) as rt:
-        return stream_with(rt, opts, out)
+        return stream_with(rt, opts, out, health=health)
 
 
-def stream_with(rt: Runtime, opts: StreamOptions, out: TextIO) -> int:
+def stream_with(rt: Runtime, opts: StreamOptions, out: TextIO, *, health: StreamHealth | None = None) -> int:
     """Stream on an already resolved runtime (the ``stream`` command, the demo and the quickstart notebook)."""
     unknown = rt.unknown_symbols(opts.symbols)
     if unknown:
         out.write(f"Not in the simulated market (no ticks will come): {', '.join(unknown)}\n")
+    if opts.offline:
+        rt.claim_data_dir("polygon")  # its quotes and minute bars land in the data dir
     bridge = build_bridge(
         rt.settings, rt.redis_url, rt.settings.polygon_ws_url, rt.settings.polygon_base_url, rt.polygon_key, opts
     )
     duration = "until stopped" if opts.seconds is None else f"{opts.seconds:g} s"
     out.write(f"Streaming {', '.join(opts.symbols)} ({duration})\n")
-    with _stop_on_signals(bridge):
-        stats = bridge.run(seconds=opts.seconds)
+    if health is not None:
+        health.attach(rt, bridge)
+    try:
+        # A signal asks the bridge to stop, and it flushes every batch before run() returns.
+        with on_signals(lambda _signum: bridge.stop()):
+            stats = bridge.run(seconds=opts.seconds)
+    finally:
+        if health is not None:
+            health.detach()
     _report(bridge, stats, out)
     return 0
-
-
-@contextlib.contextmanager
-def _stop_on_signals(bridge: StreamBridge) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        bridge.stop()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _report(bridge: StreamBridge, stats: Any, out: TextIO) -> None:
@@ -147,48 +183,3 @@ def _report(bridge: StreamBridge, stats: Any, out: TextIO) -> None:
     if bridge.last_rows is not None and len(bridge.last_rows):
         cols = ["symbol", "event_timestamp", "last_price", "bid", "ask", "volume_1m", "vwap_1m", "day_volume"]
         out.write(bridge.last_rows.loc[:, cols].to_string(index=False) + "\n")
-
-
-def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
-    del name
-    parser.add_argument("--symbols", default="AAPL,MSFT", help="comma-separated symbols, or '*' for all")
-    parser.add_argument("--seconds", type=float, default=None, help="stop after this many seconds (default: run)")
-    parser.add_argument("--flush-ms", type=int, default=100, help="online micro-batch interval in ms (default 100)")
-    parser.add_argument("--offline-interval", type=float, default=2.0, help="seconds between offline part files")
-    parser.add_argument(
-        "--online", choices=("fast", "feast-push"), default="fast", help="online writer: fast (default) or feast-push"
-    )
-    parser.add_argument("--no-offline", action="store_true", help="online only: no Parquet, no REST refill")
-    parser.add_argument("--sim-rate", type=float, default=5_000.0, help="simulator replay rate, events/s")
-    parser.add_argument("--sim-day", default=None, help="simulator session to replay (default: the latest)")
-    parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
-    parser.add_argument("--health-port", type=int, default=None, help="serve GET /health on this port")
-
-
-def run(args: argparse.Namespace) -> int:
-    from ingestion.config import settings
-
-    opts = StreamOptions(
-        symbols=parse_symbols(args.symbols),
-        seconds=args.seconds,
-        flush_ms=args.flush_ms,
-        offline_interval_s=args.offline_interval,
-        online=args.online,
-        offline=not args.no_offline,
-        sim_rate=args.sim_rate,
-        sim_day=args.sim_day,
-    )
-    if opts.flush_ms <= 0:
-        raise ConfigError("--flush-ms must be a positive number of milliseconds")
-    s = settings()
-    if args.metrics_port is not None:
-        from ingestion.ops.metrics import serve_metrics
-
-        serve_metrics(args.metrics_port)
-    if args.health_port is not None:
-        from ingestion.ops.health import run_health, serve_health
-
-        symbols = [] if opts.symbols == ["*"] else opts.symbols
-        # Quotes of a live stream older than two minutes mean the stream is not flowing.
-        serve_health(lambda: run_health(s, symbols, {"realtime_quotes": 120.0}, vendors=False), args.health_port)
-    return run_stream(s, opts, sys.stdout)

@@ -1,0 +1,89 @@
+"""The ``serve`` child process: the real ``feast serve``, read-only unless writes were asked for.
+
+Feast's feature server has no authentication of its own here, and besides its read routes it exposes ``/push``,
+``/write-to-online-store``, ``/materialize`` and ``/materialize-incremental``, which let any caller rewrite the online
+store. By default :class:`ReadOnly` wraps Feast's app and answers 403 to every path that is not a read route, so
+an unknown route (a write endpoint added by a later Feast, MCP) is closed too. ``--allow-writes`` serves Feast's app
+as it is.
+
+Feast is not forked: this process runs Feast's own click CLI (``python -m ingestion.commands.serve_app
+[--allow-writes] <feast args>``), so gunicorn, workers, auth and metrics behave exactly as ``feast serve``. The one
+seam is ``feast.feature_server.get_app``, the function both of Feast's server paths (gunicorn and uvicorn) call to
+build the app: it is wrapped before the CLI runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ALLOW_WRITES_FLAG = "--allow-writes"
+
+# Feast 0.67's read routes (feast/feature_server.py, get_app): online features, vector search, health, and the
+# FastAPI docs. Everything else is refused in read-only mode.
+READ_PATHS = frozenset(
+    {"/get-online-features", "/search", "/retrieve-online-documents", "/health", "/docs", "/openapi.json"}
+)
+READ_PREFIXES = ("/v1/vector_stores",)
+
+_FORBIDDEN = b'{"detail":"read-only feature server: start serve with --allow-writes to use this endpoint"}'
+
+
+def is_read_path(path: str) -> bool:
+    """True when ``path`` is one of the feature server's read routes."""
+    path = path.rstrip("/") or "/"
+    return path in READ_PATHS or any(path == p or path.startswith(p + "/") for p in READ_PREFIXES)
+
+
+class ReadOnly:
+    """ASGI middleware: requests to a read route pass to ``app``; any other HTTP request gets 403, any other
+    WebSocket is closed with 1008 (policy violation). Lifespan events pass through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket") or is_read_path(str(scope.get("path", ""))):
+            await self.app(scope, receive, send)
+            return
+        if kind == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_FORBIDDEN)).encode())]
+        await send({"type": "http.response.start", "status": 403, "headers": headers})
+        await send({"type": "http.response.body", "body": _FORBIDDEN})
+
+
+def install_read_only() -> None:
+    """Make every app Feast builds from now on read-only (see the module docstring for why this seam)."""
+    from feast import feature_server
+
+    build = feature_server.get_app
+
+    def read_only_app(*args: Any, **kwargs: Any) -> ReadOnly:
+        return ReadOnly(build(*args, **kwargs))
+
+    feature_server.get_app = read_only_app
+
+
+def main(argv: list[str]) -> int:
+    """Run Feast's CLI with ``argv`` (minus our flag), read-only unless ``--allow-writes`` is among them."""
+    feast_args = [a for a in argv if a != ALLOW_WRITES_FLAG]
+    if ALLOW_WRITES_FLAG not in argv:
+        install_read_only()
+    from feast.cli.cli import cli
+
+    cli.main(args=feast_args, prog_name="feast", standalone_mode=True)
+    return 0  # pragma: no cover - standalone click exits itself
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,64 @@
+"""``python -m ingestion stream --symbols AAPL,MSFT`` (or ``'*'``): run the stream bridge.
+
+The running itself is :mod:`ingestion.stream.runner` (shared with the demo and the quickstart notebook).
+
+With no ``POLYGON_API_KEY`` it replays a simulated session; with no ``REDIS_URL`` it starts an embedded Redis.
+``--seconds N`` stops after N seconds; otherwise Ctrl-C (or SIGTERM) stops it cleanly, flushing every batch.
+``--metrics-port`` and ``--health-port`` are bound before anything starts, so a port in use is a one-line error;
+``/health`` answers 503 ("not running") until the bridge runs (see :class:`~ingestion.stream.runner.StreamHealth`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ingestion.jobs.args import listening, parse_date, port, whole_number
+
+HELP = "stream Polygon trades and quotes into the online (Redis) and offline (Parquet) stores"
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    del name
+    parser.add_argument("--symbols", default="AAPL,MSFT", help="comma-separated symbols, or '*' for all")
+    parser.add_argument("--seconds", type=float, default=None, help="stop after this many seconds (default: run)")
+    parser.add_argument(
+        "--flush-ms", type=whole_number("milliseconds"), default=100, help="online micro-batch interval (default 100)"
+    )
+    parser.add_argument("--offline-interval", type=float, default=2.0, help="seconds between offline part files")
+    parser.add_argument(
+        "--online", choices=("fast", "feast-push"), default="fast", help="online writer: fast (default) or feast-push"
+    )
+    parser.add_argument("--no-offline", action="store_true", help="online only: no Parquet, no REST refill")
+    parser.add_argument("--sim-rate", type=float, default=5_000.0, help="simulator replay rate, events/s")
+    parser.add_argument("--sim-day", default=None, help="simulator session to replay, YYYY-MM-DD (default: the latest)")
+    parser.add_argument("--metrics-port", type=port(), default=None, help="serve Prometheus /metrics on this port")
+    parser.add_argument("--health-port", type=port(), default=None, help="serve GET /health on this port")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ingestion.config import settings
+    from ingestion.stream.runner import StreamHealth, StreamOptions, parse_symbols, run_stream
+
+    opts = StreamOptions(
+        symbols=parse_symbols(args.symbols),
+        seconds=args.seconds,
+        flush_ms=args.flush_ms,
+        offline_interval_s=args.offline_interval,
+        online=args.online,
+        offline=not args.no_offline,
+        sim_rate=args.sim_rate,
+        sim_day=None if args.sim_day is None else parse_date(args.sim_day, "--sim-day").isoformat(),
+    )
+    if args.metrics_port is not None:
+        from ingestion.ops.metrics import serve_metrics
+
+        listening("--metrics-port", args.metrics_port, lambda: serve_metrics(args.metrics_port))
+    health: StreamHealth | None = None
+    if args.health_port is not None:
+        from ingestion.ops.health import serve_health
+
+        health = StreamHealth(opts.symbols)
+        report = health.report
+        listening("--health-port", args.health_port, lambda: serve_health(report, args.health_port))
+    return run_stream(settings(), opts, sys.stdout, health=health)

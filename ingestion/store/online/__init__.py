@@ -1,0 +1,18 @@
+"""The online store: Feast's Redis online store, written fast and byte for byte as Feast writes it.
+
+One concern a module:
+
+* :mod:`~ingestion.store.online.encoding`: Feast's protobuf bytes (values, timestamps, entity keys);
+* :mod:`~ingestion.store.online.latest`: the latest row per entity, of a frame or of the offline store (DuckDB);
+* :mod:`~ingestion.store.online.writer`: :class:`OnlineWriter`, a frame per round trip with a Lua compare-and-set;
+* :mod:`~ingestion.store.online.materialize`: :func:`materialize_latest`, offline latest rows into Redis.
+
+Stock ``get_online_features`` reads what :class:`OnlineWriter` writes. The names below are the ones the rest of the
+project imports from here.
+"""
+
+from ingestion.store.online.encoding import encode_values, timestamp_fields, varint, varints
+from ingestion.store.online.materialize import materialize_latest
+from ingestion.store.online.writer import OnlineWriter
+
+__all__ = ["OnlineWriter", "encode_values", "materialize_latest", "timestamp_fields", "varint", "varints"]
