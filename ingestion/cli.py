@@ -6,7 +6,10 @@ keep heavy imports (Feast, pandas) inside ``run``. Every command reads its setti
 runs: with no vendor keys it uses the built-in simulators, with no ``REDIS_URL`` it starts an embedded Redis.
 
 Every command runs under :func:`ingestion.shutdown.interrupt_on_signals`: SIGTERM stops it as Ctrl-C does, its
-cleanups run (child processes stopped, files closed) and the exit code is 143 (130 for Ctrl-C).
+cleanups run (child processes stopped, files closed) and the exit code is 143 (130 for Ctrl-C). Mistakes end in one
+line on stderr, never a traceback: usage errors (bad numbers and ports are argparse types, see
+:mod:`ingestion.jobs.args`) and :class:`~ingestion.errors.ConfigError` exit 2, other ingestion errors exit 1, and a
+malformed ``REDIS_URL`` is refused before any command runs.
 """
 
 from __future__ import annotations

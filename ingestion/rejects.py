@@ -51,18 +51,27 @@ class ParseResult:
 
         With no rows at all the frame is the first result's empty frame (its columns and dtypes), else ``empty``,
         else a frame with no columns: the caller's schema survives an empty range.
+
+        ``results`` is read once, as it comes, keeping only frames that hold rows: fed a generator of pages, memory
+        grows with the rows received, not with the pages (an endless chain of empty pages costs nothing per page).
         """
-        results = list(results)
-        frames = [r.frame for r in results]
-        non_empty = [f for f in frames if len(f)]
+        non_empty: list[pd.DataFrame] = []
+        schema: pd.DataFrame | None = None
+        rejected: list[Rejected] = []
+        drift: set[str] = set()
+        for result in results:
+            if len(result.frame):
+                non_empty.append(result.frame)
+            elif schema is None:
+                schema = result.frame.iloc[:0]
+            rejected.extend(result.rejected)
+            drift |= result.drift
         if non_empty:
             frame = pd.concat(non_empty, ignore_index=True)
-        elif frames:
-            frame = frames[0].iloc[:0].reset_index(drop=True)
+        elif schema is not None:
+            frame = schema.reset_index(drop=True)
         else:
             frame = empty.iloc[:0].reset_index(drop=True) if empty is not None else pd.DataFrame()
-        rejected = [r for res in results for r in res.rejected]
-        drift: set[str] = set().union(*(r.drift for r in results))
         return cls(frame, rejected, drift)
 
 

@@ -44,7 +44,8 @@ class Interrupted(KeyboardInterrupt):
 
 
 def stop_requested() -> bool:
-    """True once SIGTERM or SIGINT has arrived inside an :func:`on_signals` block (for worker threads to poll)."""
+    """True once SIGTERM or SIGINT has arrived, until the outermost :func:`on_signals` block ends (for worker
+    threads to poll)."""
     return _requested.is_set()
 
 
@@ -65,8 +66,6 @@ def on_signals(stop: Callable[[int], object]) -> Iterator[None]:
         _requested.set()
         stop(signum)
 
-    if _depth == 0:
-        _requested.clear()  # a new command in this process (tests run several) starts unstopped
     previous = {sig: signal.signal(sig, handler) for sig in SIGNALS}
     _depth += 1
     try:
@@ -75,6 +74,10 @@ def on_signals(stop: Callable[[int], object]) -> Iterator[None]:
         _depth -= 1
         for sig, old in previous.items():
             signal.signal(sig, old)
+        if _depth == 0:
+            # The request belonged to this command; what runs next in the process (tests run many) starts afresh.
+            # The worker threads that polled it were joined inside the block.
+            _requested.clear()
 
 
 @contextlib.contextmanager

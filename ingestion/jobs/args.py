@@ -63,7 +63,8 @@ def parse_date(text: str, flag: str) -> dt.date:
 
 
 def parse_range(start: str, end: str, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
-    """Validate ``--from``/``--to``: real dates, in order, not in the future."""
+    """Validate ``--from``/``--to``: real dates within the row bounds, in order, ``--from`` not in the future (``--to``
+    is cut at today)."""
     first, last = parse_date(start, "--from"), parse_date(end, "--to")
     if last < first:
         raise ConfigError(f"--from {first} is after --to {last}: swap them")

@@ -67,16 +67,10 @@ def check_redis(redis_url: str | None) -> Check:
 
 def check_data_dir(s: Settings) -> Check:
     """Can the commands write the data dir? Probed with a real write, changing nothing (no folder is created)."""
-    from ingestion.store.writable import unwritable_reason
+    from ingestion.store.writable import unwritable_problem
 
-    reason = unwritable_reason(s.data_dir, create=False)
-    if reason is not None:
-        return Check(
-            "data dir",
-            False,
-            f"{s.data_dir} is not writable ({reason}): set FEAST_DATA_DIR to a directory this user can write",
-        )
-    return Check("data dir", True, f"{s.data_dir} writable")
+    problem = unwritable_problem(s.data_dir, create=False)
+    return Check("data dir", problem is None, problem or f"{s.data_dir} writable")
 
 
 def check_registry(s: Settings, redis_url: str) -> tuple[Check, Any]:

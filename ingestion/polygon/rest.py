@@ -169,15 +169,19 @@ class PolygonRESTClient:
         start, end = as_date(from_date), as_date(to_date)
         today = pd.Timestamp.now(tz="America/New_York").date()
         parse = partial(parse_aggs, symbol=symbol, timespan=timespan, multiplier=multiplier, adjusted=adjusted)
-        pages: list[ParseResult] = []
-        for lo, hi in chunk_range(timespan, multiplier, start, end):
-            ttl = CacheTTL.HISTORICAL if hi < today else CacheTTL.INTRADAY
-            path = f"/v2/aggs/ticker/{symbol}/range/{multiplier}/{timespan}/{lo.isoformat()}/{hi.isoformat()}"
-            params = {"adjusted": adjusted, "sort": "asc", "limit": max(1, min(int(limit), MAX_LIMIT))}
-            pages.extend(parse(page.body, endpoint="aggs") for page in self._pages("aggs", path, params, ttl))
-        if not pages:  # an empty range still answers with the bars' columns and dtypes
-            pages.append(parse(b'{"status":"OK","resultsCount":0}', endpoint="aggs"))
-        result = ParseResult.concat(pages)
+
+        def pages() -> Iterator[ParseResult]:
+            for lo, hi in chunk_range(timespan, multiplier, start, end):
+                ttl = CacheTTL.HISTORICAL if hi < today else CacheTTL.INTRADAY
+                path = f"/v2/aggs/ticker/{symbol}/range/{multiplier}/{timespan}/{lo.isoformat()}/{hi.isoformat()}"
+                params = {"adjusted": adjusted, "sort": "asc", "limit": max(1, min(int(limit), MAX_LIMIT))}
+                for page in self._pages("aggs", path, params, ttl):
+                    yield parse(page.body, endpoint="aggs")
+
+        # Joined as the pages arrive: an empty page is dropped at once, so memory follows the rows received (an
+        # endless chain of empty pages used to hold ~10 KB a page until PagingError). An empty range still answers
+        # with the bars' columns and dtypes.
+        result = ParseResult.concat(pages(), empty=parse(b'{"status":"OK","resultsCount":0}', endpoint="aggs").frame)
         frame = result.frame.drop_duplicates("window_start", keep="last")
         frame = frame.sort_values("window_start", ascending=(sort != "desc"), kind="stable").reset_index(drop=True)
         return ParseResult(frame, result.rejected, result.drift)

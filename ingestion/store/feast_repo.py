@@ -21,6 +21,7 @@ import yaml
 from ingestion.config import Settings
 from ingestion.datasets import EVENT_TS, Dataset
 from ingestion.store.redis_conn import feast_online_store, parse_redis_url
+from ingestion.store.writable import require_writable
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -66,7 +67,8 @@ def render_store_yaml(settings: Settings, redis_url: str) -> Path:
     online = dict(config.get("online_store") or {})
     online.update(feast_online_store(parse_redis_url(redis_url)))
     config["online_store"] = online
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Every use of Feast (apply, serve, open_store) renders this file: an unwritable data dir ends here in one line.
+    require_writable(settings.data_dir)
     target = settings.data_dir / "feature_store.yaml"
     # The file holds the Redis password: mkstemp creates it with mode 0600 (never readable by others, not even
     # between a create and a chmod), under a unique name so concurrent renders do not share a temp file.

@@ -44,10 +44,16 @@ def unwritable_reason(path: Path, *, create: bool = True) -> str | None:
     return None
 
 
+def unwritable_problem(path: Path, *, create: bool = True) -> str | None:
+    """:func:`unwritable_reason` as the one line a user reads (what is wrong and how to fix it), or None."""
+    reason = unwritable_reason(path, create=create)
+    if reason is None:
+        return None
+    return f"FEAST_DATA_DIR {path} is not writable ({reason}): point it at a directory this user can write"
+
+
 def require_writable(path: Path) -> None:
     """Raise a one-line :class:`ConfigError` when ``path`` cannot be written as a data dir."""
-    reason = unwritable_reason(path)
-    if reason is not None:
-        raise ConfigError(
-            f"the data dir {path} is not writable ({reason}): set FEAST_DATA_DIR to a directory this user can write"
-        )
+    problem = unwritable_problem(path)
+    if problem is not None:
+        raise ConfigError(problem)

@@ -76,7 +76,7 @@ def test_a_simulator_data_dir_refuses_a_real_key_and_back(
     keyless = _ingestion(BACKFILL, _env(s))
     assert keyless.returncode == 0, keyless.stderr
     synthetic = read_dataset(s.data_dir, OHLCV_DAILY, ["AAPL"])
-    assert len(synthetic) > 0 and recorded(s.data_dir)["polygon"].kind == "simulator"
+    assert len(synthetic) > 0
 
     # Before: the real-key run found the range covered, made no request and kept the synthetic rows as Polygon's.
     refused = _ingestion(BACKFILL, _env(s, **keyed))
@@ -85,6 +85,7 @@ def test_a_simulator_data_dir_refuses_a_real_key_and_back(
     assert "built-in simulator" in line and "FEAST_DATA_DIR" in line and ACCEPT_VARIABLE in line
     assert real.server.log.by_route["aggs"] == 0
     assert len(read_dataset(s.data_dir, OHLCV_DAILY, ["AAPL"])) == len(synthetic)
+    assert recorded(s.data_dir)["polygon"].kind == "simulator"
 
     # Accepted on purpose: the record takes the real server, and now a keyless run is the one refused.
     accepted = _ingestion(BACKFILL, _env(s, **keyed, **{ACCEPT_VARIABLE: "1"}))
@@ -200,7 +201,7 @@ def test_health_reports_an_unwritable_data_dir_as_a_failed_check(
     assert "ok   redis" in done.stdout
 
 
-@pytest.mark.parametrize("args", [BACKFILL, ["materialize"]], ids=["backfill", "materialize"])
+@pytest.mark.parametrize("args", [BACKFILL, ["materialize"], ["apply"]], ids=["backfill", "materialize", "apply"])
 def test_commands_on_an_unwritable_data_dir_end_in_one_line(
     make_applied_repo: Callable[[], Settings], tmp_path: Path, args: list[str]
 ) -> None:
