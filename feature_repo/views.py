@@ -6,20 +6,22 @@ repeated beside each view because it is the first thing to check when a training
 
 from __future__ import annotations
 
-from feast import FeatureView, FileSource, PushSource
+from feast import FeatureView, PushSource
 from feast.data_format import ParquetFormat
 
 from entities import ticker
 from ingestion import config, datasets
 from ingestion.datasets import CREATED_TS, EVENT_TS, Dataset
 from ingestion.store.feast_repo import feature_fields, offline_glob
+from ingestion.store.feast_sources import DatasetSource
 
-# Read when `feast apply` parses the repo: the registry then records absolute paths under this data dir.
+# FEAST_DATA_DIR (else the project's data/ folder), read when `feast apply` parses the repo: the registry then
+# records absolute paths under this data dir, the same one the yaml's registry and our writers use.
 _DATA_DIR = config.settings().data_dir
 
 
-def _file_source(dataset: Dataset) -> FileSource:
-    return FileSource(
+def _file_source(dataset: Dataset) -> DatasetSource:
+    return DatasetSource(
         name=f"{dataset.name}_source",
         path=offline_glob(_DATA_DIR, dataset),
         file_format=ParquetFormat(),
@@ -29,7 +31,7 @@ def _file_source(dataset: Dataset) -> FileSource:
     )
 
 
-def _view(dataset: Dataset, source: FileSource | PushSource | None = None) -> FeatureView:
+def _view(dataset: Dataset, source: DatasetSource | PushSource | None = None) -> FeatureView:
     if dataset.ttl is None:
         raise ValueError(f"{dataset.name} is not a feature dataset (it has no ttl)")
     return FeatureView(

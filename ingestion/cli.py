@@ -29,6 +29,7 @@ log = logging.getLogger("ingestion")
 # Every command is the module ``ingestion.commands.<name>``; ``plan`` shares ``apply``'s module (the same Feast call).
 COMMANDS: tuple[str, ...] = (
     "demo", "apply", "plan", "serve", "simulate", "backfill", "materialize", "compact", "stream", "health", "bench",
+    "quarantine",
 )  # fmt: skip
 _SHARED = {"plan": "apply"}
 
@@ -45,15 +46,43 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see `python -m {self.prog} --help`)\n")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default, except where there is none to show (None, False, an empty value) or
+    the help text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        nothing = default is None or default is False or default is argparse.SUPPRESS or default in ("", [])
+        if nothing or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def version_text() -> str:
+    """``ingestion <ours> (feast <theirs>)``, read from the installed distributions (nothing is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(dist: str) -> str:
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"feast-market-data {of('feast-market-data')} (feast {of('feast')})"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ingestion", description="Market-data ingestion for Feast.")
+    parser = _Parser(prog="ingestion", description="Market-data ingestion for Feast.", formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=version_text())
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     parser.add_argument("--log-json", action="store_true", help="log as JSON lines")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(command_module(name))
         helps = getattr(module, "HELPS", {})
-        p = sub.add_parser(name, help=helps.get(name, module.HELP), description=helps.get(name, module.HELP))
+        text = helps.get(name, module.HELP)
+        p = sub.add_parser(name, help=text, description=text, formatter_class=_HelpFormatter)
         module.add_arguments(p, name)
         p.set_defaults(func=module.run, command=name)
     return parser

@@ -19,6 +19,9 @@ DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 POLYGON_DEFAULT_BASE_URL = "https://api.polygon.io"
 POLYGON_DEFAULT_WS_URL = "wss://socket.polygon.io/stocks"
 UW_DEFAULT_BASE_URL = "https://api.unusualwhales.com"
+# Where Feast looks with no REDIS_URL (plain `feast`, a training job): Feast's own default. Our commands start an
+# embedded server instead and hand its URL to Feast.
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 ACCEPT_ENVIRONMENT_VARIABLE = "FEAST_ACCEPT_ENVIRONMENT"
 
 
@@ -48,6 +51,8 @@ class Settings:
 
     @property
     def registry_path(self) -> Path:
+        """The file registry of the repo's default ``feature_store.yaml`` (a SQL registry, if the yaml names one,
+        has no file here)."""
         return self.data_dir / "registry.db"
 
     @property

@@ -261,7 +261,19 @@ QUARANTINE = Dataset(
     key=("dataset", "source", "payload"),
 )
 
-DATASETS: dict[str, Dataset] = {d.name: d for d in (*FEATURE_DATASETS, QUARANTINE)}
+QUARANTINE_REPLAYS = Dataset(
+    name="quarantine_replays",
+    description="Quarantined rows that a replay re-validated and landed (their quarantine rows stay; these hide them).",
+    event_time_rule="When the row was replayed.",
+    # The quarantine's own columns, so a replay record names its quarantined row by the same key.
+    columns=(
+        *(c for c in QUARANTINE.columns if c.name != EVENT_TS),
+        Column(EVENT_TS, TS, "When the row was replayed.", False),
+    ),
+    key=QUARANTINE.key,
+)
+
+DATASETS: dict[str, Dataset] = {d.name: d for d in (*FEATURE_DATASETS, QUARANTINE, QUARANTINE_REPLAYS)}
 
 
 def get(name: str) -> Dataset:

@@ -63,11 +63,15 @@ class Runtime:
 
 
 def ensure_applied(s: Settings, redis_url: str, force: bool = False) -> None:
-    """Run ``feast apply`` unless the registry already holds every feature view of the repo (or ``force``)."""
+    """Run ``feast apply`` unless the registry the repo's yaml names already holds every feature view of the repo
+    (or ``force``).
+
+    The registry is asked, not a file looked for: it may be a SQL registry (or a file registry that CI applied).
+    """
     from ingestion.datasets import FEATURE_DATASETS
     from ingestion.store.feast_repo import feast_cli, open_store
 
-    if s.registry_path.exists() and not force:
+    if not force:
         registered = {v.name for v in open_store(s, redis_url).list_feature_views()}
         if registered >= {d.name for d in FEATURE_DATASETS}:
             return
@@ -90,9 +94,18 @@ def check_redis(url: str) -> None:
 
 @contextlib.contextmanager
 def runtime(
-    s: Settings, *, apply_repo: bool = True, replay: Any = None, announce: bool = True, seed: int = 7
+    s: Settings,
+    *,
+    apply_repo: bool = True,
+    replay: Any = None,
+    announce: bool = True,
+    seed: int = 7,
+    vendors: bool = True,
 ) -> Iterator[Runtime]:
     """Resolve vendors (simulators for any vendor without a key), Redis (embedded when unset) and the registry.
+
+    ``vendors=False`` is for commands that use only Redis and the registry (``materialize``): no simulator is
+    started and the vendor URLs are left as configured.
 
     An unwritable data dir is refused first, in one line, before anything is started.
     """
@@ -102,7 +115,7 @@ def runtime(
 
     with contextlib.ExitStack() as stack:
         sims = None
-        need_sim = not s.polygon_api_key or not s.uw_api_token
+        need_sim = vendors and (not s.polygon_api_key or not s.uw_api_token)
         if need_sim:
             from ingestion.simulators.market import Market
             from ingestion.simulators.stack import SimulatorStack
@@ -119,9 +132,9 @@ def runtime(
             sims = stack.enter_context(SimulatorStack(Market(seed=seed), replay=replay, uw_tokens=fast))
             urls = sims.env()
         polygon_url, ws_url, uw_url = s.polygon_base_url, s.polygon_ws_url, s.uw_base_url
-        if not s.polygon_api_key:
+        if sims is not None and not s.polygon_api_key:
             polygon_url, ws_url = urls["POLYGON_BASE_URL"], urls["POLYGON_WS_URL"]
-        if not s.uw_api_token:
+        if sims is not None and not s.uw_api_token:
             uw_url = urls["UW_BASE_URL"]
         redis_url = stack.enter_context(redis_url_or_embedded(s.redis_url))
         if s.redis_url:

@@ -1,7 +1,8 @@
 """``materialize``: the latest offline row per symbol of each feature view into Redis, in Feast's bytes.
 
 What ``feast materialize`` does, through the fast online writer (one pipeline per chunk of keys instead of a
-registry lookup and a type check per row).
+registry lookup and a type check per row). It reads the Parquet files and writes Redis, and needs nothing else: no
+vendor simulator is started (``runtime(..., vendors=False)``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         known = ", ".join(d.name for d in datasets.FEATURE_DATASETS)
         raise ConfigError(f"--views {unknown[0]!r} is not a feature view: choose from {known}")
-    with runtime(settings()) as rt:
+    with runtime(settings(), vendors=False) as rt:
         store = open_store(rt.settings, rt.redis_url)
         for name in names:
             result = materialize_latest(store, name, rt.settings.data_dir)

@@ -1,13 +1,16 @@
 """``serve``: Feast's HTTP feature server on the repo, for consumers that are not Python.
 
-It runs the real ``feast serve`` (through :mod:`ingestion.commands.serve_app`) with the effective configuration and
-defaults that differ from Feast's:
+It runs the real ``feast serve`` (through :mod:`ingestion.commands.serve_app`) on the repo's own yaml, with this run's
+data dir and Redis in its environment, and defaults that differ from Feast's:
 
 * **read-only** unless ``--allow-writes``: the server has no authentication, and Feast's ``/push``,
   ``/write-to-online-store`` and ``/materialize`` would let any caller rewrite the online store;
 * no access log (each line carries the request path, which is noise at this rate);
 * ``--max-requests 0``, because gunicorn's default recycles the worker every 1000 requests, which stalls serving for
-  about a second each time (feast-notes).
+  about a second each time (feast-notes);
+* Feast's Prometheus metrics (``--metrics``: requests, latency, resource use, ``feast_feature_freshness_seconds``)
+  at ``GET /metrics`` on the server's own host and port, instead of a second server on port 8000 of every interface
+  (:mod:`ingestion.commands.serve_metrics`).
 
 SIGTERM (and Ctrl-C), which the command line turns into an interrupt for every command
 (:func:`ingestion.shutdown.interrupt_on_signals`), stop the server's whole process group (gunicorn's master and its
@@ -53,7 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 def serve_command(
     s: Settings,
-    redis_url: str,
     host: str,
     port: int,
     workers: int = 1,
@@ -61,16 +63,15 @@ def serve_command(
     *,
     allow_writes: bool = False,
 ) -> list[str]:
-    """The ``feast serve`` command line for these settings (the effective yaml is rendered first)."""
+    """The ``feast serve`` command line on the repo and its own yaml; run it with ``feast_env(s, redis_url)``, which
+    carries the data dir and Redis (never the command line: the URL may hold a password)."""
     from ingestion.commands.serve_app import ALLOW_WRITES_FLAG
-    from ingestion.store.feast_repo import render_store_yaml
 
-    store_yaml = render_store_yaml(s, redis_url)
     return [
         sys.executable, "-m", "ingestion.commands.serve_app", *([ALLOW_WRITES_FLAG] if allow_writes else []),
-        "-c", str(s.repo_path), "-f", str(store_yaml),
+        "-c", str(s.repo_path),
         "serve", "--host", host, "--port", str(port), "--workers", str(workers),
-        "--max-requests", str(max_requests), "--no-access-log",
+        "--max-requests", str(max_requests), "--no-access-log", "--metrics",
     ]  # fmt: skip
 
 
@@ -99,12 +100,10 @@ def run(args: argparse.Namespace) -> int:
     # gunicorn would find the port taken only after Feast has loaded, and say so in a page of retries.
     listening("--port", args.port, lambda: check_port_free(args.host, args.port))
     with redis_url_or_embedded(s.redis_url) as url:
-        cmd = serve_command(
-            s, url, args.host, args.port, args.workers, args.max_requests, allow_writes=args.allow_writes
-        )
+        cmd = serve_command(s, args.host, args.port, args.workers, args.max_requests, allow_writes=args.allow_writes)
         # Its own session: the server and its workers form one process group to stop together, and a Ctrl-C in
         # the terminal reaches only this process, which then stops them in order.
-        proc = subprocess.Popen(cmd, env=feast_env(s), start_new_session=True)
+        proc = subprocess.Popen(cmd, env=feast_env(s, url), start_new_session=True)
         try:
             return proc.wait()
         finally:

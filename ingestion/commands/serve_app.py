@@ -4,32 +4,31 @@ Feast's feature server has no authentication of its own here, and besides its re
 ``/write-to-online-store``, ``/materialize`` and ``/materialize-incremental``, which let any caller rewrite the online
 store. By default :class:`ReadOnly` wraps Feast's app and answers 403 to every path that is not a read route, so
 an unknown route (a write endpoint added by a later Feast, MCP) is closed too. ``--allow-writes`` serves Feast's app
-as it is.
+as it is. In both modes :class:`~ingestion.commands.serve_metrics.Metrics` answers ``GET /metrics`` in front of it,
+with Feast's own Prometheus metrics.
 
 Feast is not forked: this process runs Feast's own click CLI (``python -m ingestion.commands.serve_app
-[--allow-writes] <feast args>``), so gunicorn, workers, auth and metrics behave exactly as ``feast serve``. The one
-seam is ``feast.feature_server.get_app``, the function both of Feast's server paths (gunicorn and uvicorn) call to
-build the app: it is wrapped before the CLI runs.
+[--allow-writes] <feast args>``), so gunicorn, workers, auth and what the metrics record behave exactly as
+``feast serve``. Two seams, both set before the CLI runs: ``feast.feature_server.get_app``, the function both of
+Feast's server paths (gunicorn and uvicorn) call to build the app, is wrapped; and Feast's metrics-server entry point
+is replaced, so Feast opens no metrics port of its own
+(:func:`~ingestion.commands.serve_metrics.keep_metrics_on_serve_port`).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from ingestion.commands.asgi import ASGIApp, Receive, Scope, Send, respond
+from ingestion.commands.serve_metrics import METRICS_PATH, Metrics, keep_metrics_on_serve_port
 
 ALLOW_WRITES_FLAG = "--allow-writes"
 
 # Feast 0.67's read routes (feast/feature_server.py, get_app): online features, vector search, health, and the
-# FastAPI docs. Everything else is refused in read-only mode.
+# FastAPI docs; and /metrics, which Metrics answers in front of this gate. Everything else is refused in read-only mode.
 READ_PATHS = frozenset(
-    {"/get-online-features", "/search", "/retrieve-online-documents", "/health", "/docs", "/openapi.json"}
+    {"/get-online-features", "/search", "/retrieve-online-documents", "/health", "/docs", "/openapi.json", METRICS_PATH}
 )
 READ_PREFIXES = ("/v1/vector_stores",)
 
@@ -57,28 +56,28 @@ class ReadOnly:
         if kind == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_FORBIDDEN)).encode())]
-        await send({"type": "http.response.start", "status": 403, "headers": headers})
-        await send({"type": "http.response.body", "body": _FORBIDDEN})
+        await respond(send, 403, _FORBIDDEN, "application/json")
 
 
-def install_read_only() -> None:
-    """Make every app Feast builds from now on read-only (see the module docstring for why this seam)."""
+def install_wrappers(*, read_only: bool) -> None:
+    """Wrap every app Feast builds from now on (see the module docstring for why this seam): ``/metrics`` always,
+    and the read-only gate unless writes were asked for."""
     from feast import feature_server
 
+    keep_metrics_on_serve_port()
     build = feature_server.get_app
 
-    def read_only_app(*args: Any, **kwargs: Any) -> ReadOnly:
-        return ReadOnly(build(*args, **kwargs))
+    def wrapped_app(*args: Any, **kwargs: Any) -> Metrics:
+        app: ASGIApp = build(*args, **kwargs)
+        return Metrics(ReadOnly(app) if read_only else app)
 
-    feature_server.get_app = read_only_app
+    feature_server.get_app = wrapped_app
 
 
 def main(argv: list[str]) -> int:
     """Run Feast's CLI with ``argv`` (minus our flag), read-only unless ``--allow-writes`` is among them."""
     feast_args = [a for a in argv if a != ALLOW_WRITES_FLAG]
-    if ALLOW_WRITES_FLAG not in argv:
-        install_read_only()
+    install_wrappers(read_only=ALLOW_WRITES_FLAG not in argv)
     from feast.cli.cli import cli
 
     cli.main(args=feast_args, prog_name="feast", standalone_mode=True)

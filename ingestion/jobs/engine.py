@@ -15,16 +15,20 @@ bars, a month of minute bars or of Unusual Whales flow), and fetches one unit of
 * isolation: a symbol that fails with an :class:`~ingestion.errors.IngestionError` is reported in the summary and
   stops, its completed units kept; the other symbols go on (a thread pool runs symbols in parallel);
 * API calls and cache hits of the source's HTTP cores are counted while the run lasts, through a hook that is
-  removed when it ends.
+  removed when it ends;
+* progress is counted in symbol-sessions, planned up front from coverage (:func:`planned_work`), and reported as
+  each unit lands, or within a unit as a source fetches it (:func:`sessions_fetched`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Literal, Protocol
 
 import pandas as pd
@@ -133,9 +137,58 @@ def todo_units(source: Source, sinks: Sinks, symbol: str, span: Interval) -> lis
     return [u for gap in merge(gaps) for u in source.units(gap)]
 
 
-def unit_count(source: Source, symbols: Sequence[str], span: Interval) -> int:
-    """How many units a run over ``symbols`` visits at most (the total of a progress bar)."""
-    return len(symbols) * len(source.units(span))
+Progress = Callable[[int], object]
+"""``progress(n)``: ``n`` more units of work done. Work is counted in symbol-sessions (one symbol's trading day), so a
+bar's total (:func:`planned_work`) and its rate, and so its ETA, mean the same for every source and unit size."""
+
+_unit_step: ContextVar[Callable[[int], None] | None] = ContextVar("unit_step", default=None)
+
+
+def unit_work(unit: Interval) -> int:
+    """The work of one unit: its sessions (at least one, since even a unit without a session costs a request)."""
+    return max(1, len(calendar.sessions(*unit)))
+
+
+def planned_work(source: Source, sinks: Sinks, symbols: Iterable[str], span: Interval) -> int:
+    """The work a run over ``symbols`` will report: the sessions of every unit coverage lacks (a resumed run's bar
+    counts only what is left)."""
+    return sum(unit_work(u) for symbol in symbols for u in todo_units(source, sinks, symbol, span))
+
+
+def sessions_fetched(n: int = 1) -> None:
+    """Called by a source between the requests of a long unit: ``n`` more of the unit's sessions are fetched.
+
+    The engine counts them toward the run's progress while the unit is under way, so that a bar moves during a unit
+    that takes many requests (a month of flow is about 45); outside a run it does nothing. An ambient hook rather
+    than an argument of :meth:`Source.fetch`: a source that fetches a unit in one request has nothing to report.
+    """
+    step = _unit_step.get()
+    if step is not None:
+        step(n)
+
+
+def _ignore(n: int) -> None:
+    del n
+
+
+class _UnitShare:
+    """One unit's share of a run's progress: sessions reported while it is fetched, the rest once it has landed (the
+    last session's share waits for that, since a unit is done only when its rows are durable)."""
+
+    def __init__(self, work: int, progress: Progress) -> None:
+        self.left = work
+        self.progress = progress
+
+    def step(self, n: int) -> None:
+        n = min(n, self.left - 1)
+        if n > 0:
+            self.left -= n
+            self.progress(n)
+
+    def finish(self) -> None:
+        if self.left > 0:
+            self.progress(self.left)
+            self.left = 0
 
 
 @contextmanager
@@ -165,23 +218,29 @@ def backfill_symbol(
     span: Interval,
     summary: JobSummary,
     now: pd.Timestamp,
-    on_unit: Callable[[], object] | None = None,
+    progress: Progress | None = None,
 ) -> None:
-    """Backfill one symbol's units of ``span``, resuming where coverage ends; ``on_unit`` after each unit."""
+    """Backfill one symbol's units of ``span``, resuming where coverage ends; ``progress`` gets each unit's sessions
+    (see :func:`sessions_fetched`)."""
     last_done = last_complete_day(now)
     todo = todo_units(source, sinks, symbol, span)
     summary.add_skipped(len(source.units(span)) - len(todo))
     for lo, hi in todo:
         if stop_requested():
             return  # SIGTERM or Ctrl-C: the unit under way has landed; a rerun starts at this one
-        land(sinks, source.fetch(symbol, (lo, hi), now), summary, now.floor("us"))
+        share = _UnitShare(unit_work((lo, hi)), progress or _ignore)
+        token = _unit_step.set(share.step)
+        try:
+            batch = source.fetch(symbol, (lo, hi), now)
+        finally:
+            _unit_step.reset(token)
+        land(sinks, batch, summary, now.floor("us"))
         # Only now are the unit's rows durable; its coverage ends at the last day whose rows are all knowable.
         complete_to = min(hi, last_done)
         if complete_to >= lo:
             for ds in source.datasets:
                 sinks.coverage.add(ds.name, symbol, (lo, complete_to))
-        if on_unit is not None:
-            on_unit()
+        share.finish()
 
 
 def run_units(
@@ -192,21 +251,25 @@ def run_units(
     *,
     now: pd.Timestamp,
     workers: int = 4,
-    progress: Callable[[int], object] | None = None,
+    progress: Progress | None = None,
 ) -> JobSummary:
     """Backfill ``symbols`` over ``span`` (New York dates) from ``source``, in parallel, and say what happened.
 
-    ``now`` (UTC) decides what is knowable; ``progress(1)`` is called after each unit visited.
+    ``now`` (UTC) decides what is knowable; ``progress(n)`` is called, from one thread at a time, as ``n`` more
+    sessions are done: in all, :func:`planned_work` of the same arguments, less what units that failed (or were
+    stopped) had left.
     """
     summary = JobSummary(source.job)
+    lock = threading.Lock()
 
-    def tick() -> None:
+    def report(n: int) -> None:
         if progress is not None:
-            progress(1)
+            with lock:
+                progress(n)
 
     def one(symbol: str) -> None:
         try:
-            backfill_symbol(source, sinks, symbol, span, summary, now, tick)
+            backfill_symbol(source, sinks, symbol, span, summary, now, report)
         except IngestionError as exc:
             summary.add_error(symbol, str(exc))
             log.warning("%s of %s stopped: %s (its completed units are kept; rerun to resume)", source.job, symbol, exc)
@@ -219,14 +282,17 @@ def run_units(
 
 __all__ = [
     "OUTSIDE_REQUESTED",
+    "Progress",
     "Source",
     "backfill_symbol",
     "calendar_units",
     "counting",
     "last_complete_day",
     "outside_requested",
+    "planned_work",
     "rows_in_unit",
     "run_units",
+    "sessions_fetched",
     "todo_units",
-    "unit_count",
+    "unit_work",
 ]

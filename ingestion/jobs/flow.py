@@ -3,7 +3,7 @@
 :class:`FlowSource` is the Unusual Whales source of the unit-of-work engine (:mod:`ingestion.jobs.engine`), which
 resumes from coverage, lands the rows (quarantine, metrics, summary) and records coverage per dataset, only after
 the rows are durable and only up to the last closed session. For each symbol and calendar month of ``[start, end]``
-(New York dates), one unit fetches:
+(New York dates), one unit fetches, reporting progress day by day (:func:`~ingestion.jobs.engine.sessions_fetched`):
 
 * flow alerts per session day D, windowed ``newer_than = close(D-1)``, ``older_than = close(D)`` and paged, because
   an alert belongs to the first session close at or after it (:mod:`ingestion.unusual_whales.aggregates`);
@@ -44,7 +44,14 @@ from ingestion.datasets import (
 from ingestion.errors import ClientError
 from ingestion.http import VendorHTTP
 from ingestion.jobs.coverage import Interval
-from ingestion.jobs.engine import calendar_units, last_complete_day, rows_in_unit, run_units, unit_count
+from ingestion.jobs.engine import (
+    calendar_units,
+    last_complete_day,
+    planned_work,
+    rows_in_unit,
+    run_units,
+    sessions_fetched,
+)
 from ingestion.jobs.landing import Batch, Sinks
 from ingestion.jobs.progress import progress_bar
 from ingestion.jobs.summary import JobSummary
@@ -97,12 +104,15 @@ def fetch_flow_unit(
     days = [d.date() for d in calendar.sessions(lo, hi)]
 
     alerts = []
+    prints = [client.fetch_dark_pool(symbol, calendar.previous_session(lo).date())]
     for day in days:
         newer = _seconds(calendar.session_close(calendar.previous_session(day)))
         older = _seconds(calendar.session_close(day))
         alerts.append(client.fetch_flow_alerts(newer, older, ticker_symbol=symbol))
+        prints.append(client.fetch_dark_pool(symbol, day))
+        # A day's alerts and prints are most of a unit's requests: the progress bar moves day by day.
+        sessions_fetched()
     opt_volume = client.fetch_options_volume(symbol, days[-1], limit=len(days)) if days else None
-    prints = [client.fetch_dark_pool(symbol, d) for d in [calendar.previous_session(lo).date(), *days]]
     insiders = client.fetch_insider_trading(symbol, lo - dt.timedelta(days=INSIDER_HISTORY_DAYS), hi)
     try:
         etf = client.fetch_etf_flow(symbol, lo, hi)
@@ -206,7 +216,7 @@ def backfill_flow(
         at = at.tz_convert("UTC").floor("us")
         source = FlowSource(uw, sinks.offline.data_dir)
         span = (start, end)
-        with progress_bar(unit_count(source, names, span), "flow") as progress:
+        with progress_bar(planned_work(source, sinks, names, span), "flow") as progress:
             summary = run_units(source, sinks, names, span, now=at, workers=workers, progress=progress)
     finally:
         if client is None:

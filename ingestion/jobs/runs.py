@@ -12,7 +12,7 @@ from ingestion.config import Settings
 from ingestion.datasets import Dataset
 from ingestion.errors import ConfigError
 from ingestion.jobs.backfill import OHLCV_DATASETS, Fallback, OhlcvSource, backfill_ohlcv
-from ingestion.jobs.engine import unit_count
+from ingestion.jobs.engine import planned_work
 from ingestion.jobs.landing import Sinks
 from ingestion.jobs.progress import progress_bar
 from ingestion.jobs.summary import JobSummary
@@ -50,7 +50,7 @@ def run_ohlcv(
         client = polygon_client(rt, requests_per_minute, max_workers=workers)
         run.callback(client.close)
         second = run.enter_context(uw_fallback(rt)) if fallback and refusal is None else None
-        total = unit_count(OhlcvSource(client, timespan), symbols, (start, end))
+        total = planned_work(OhlcvSource(client, timespan), sinks, symbols, (start, end))
         progress = run.enter_context(progress_bar(total, f"ohlcv {timespan}"))
         summary = backfill_ohlcv(
             client, sinks, symbols, start, end, timespan, max_workers=workers, progress=progress, fallback=second

@@ -1,7 +1,8 @@
 """Health checks: the data dir, Redis, the Feast registry, vendor reachability and auth, and freshness per view.
 
 Each check returns a :class:`Check` with a one-line reason, so ``python -m ingestion health`` can print what is
-wrong and exit non-zero, and long-running commands can serve the same report on ``/health``.
+wrong and exit non-zero, and long-running commands can serve the same report on ``/health``. Freshness covers every
+feature view, each judged by the rule of its kind on the NYSE calendar (:mod:`ingestion.ops.freshness_rules`).
 """
 
 from __future__ import annotations
@@ -11,21 +12,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ingestion.config import Settings
 from ingestion.errors import AuthError, IngestionError, NotEntitled
 
-DAY = 86400.0
-# Defaults: a daily view is stale when its newest value is older than a long weekend plus a holiday.
-DEFAULT_MAX_AGE: dict[str, float] = {
-    "ohlcv_daily": 4 * DAY,
-    "options_flow_daily": 4 * DAY,
-    "dark_pool_daily": 4 * DAY,
-    "etf_flow_daily": 4 * DAY,
-}
+if TYPE_CHECKING:
+    from ingestion.ops.freshness_rules import ViewRule
 
 
 @dataclass(frozen=True)
@@ -108,36 +103,52 @@ def check_vendor(vendor: str, base_url: str, key: str | None, path: str, hint: s
 
 
 def check_freshness(
-    store: Any, symbols: Iterable[str], max_age: Mapping[str, float], now: float | None = None
+    store: Any,
+    symbols: Iterable[str],
+    max_age: Mapping[str, float | ViewRule] | None = None,
+    now: float | None = None,
 ) -> list[Check]:
+    """One check per view: each view of ``max_age`` (an age limit in seconds, or a rule), or every feature view by
+    its default rule (:mod:`ingestion.ops.freshness_rules`) when None."""
     from ingestion.ops.alerts import FRESHNESS_BREACHED, raise_alert
-    from ingestion.ops.freshness import feature_ages
+    from ingestion.ops.freshness import event_times, newest, record_ages
+    from ingestion.ops.freshness_rules import judge_view
 
-    ages = feature_ages(store, list(max_age), list(symbols), now)
+    rules = resolve_rules(max_age)
+    at = time.time() if now is None else now
+    times = event_times(store, list(rules), list(symbols))
+    record_ages(newest(times), at)
     checks = []
-    for view, limit in max_age.items():
-        age = ages.get(view)
-        if age is None:
-            checks.append(Check(f"freshness {view}", False, "no online value: run a backfill or materialize"))
-        elif age > limit:
-            detail = f"newest value is {age / 3600:.1f} h old (limit {limit / 3600:.1f} h)"
-            raise_alert(FRESHNESS_BREACHED, f"{view}: {detail}", view=view, age_seconds=age)
-            checks.append(Check(f"freshness {view}", False, detail))
-        else:
-            checks.append(Check(f"freshness {view}", True, f"{age / 3600:.1f} h old (limit {limit / 3600:.1f} h)"))
+    for view, rule in rules.items():
+        finding = judge_view(rule, times[view], at)
+        if not finding.ok:
+            known = [t for t in times[view].values() if t is not None]
+            age = at - min(known) if known else None
+            raise_alert(FRESHNESS_BREACHED, f"{view}: {finding.text}", view=view, age_seconds=age)
+        checks.append(Check(f"freshness {view}", finding.ok, finding.text))
     return checks
+
+
+def resolve_rules(max_age: Mapping[str, float | ViewRule] | None) -> dict[str, ViewRule]:
+    """``max_age`` as rules: a number is an explicit limit (:func:`~ingestion.ops.freshness_rules.rule_with_limit`);
+    None is every view's default rule."""
+    from ingestion.ops.freshness_rules import ViewRule, default_rules, rule_with_limit
+
+    if max_age is None:
+        return default_rules()
+    return {v: r if isinstance(r, ViewRule) else rule_with_limit(v, float(r)) for v, r in max_age.items()}
 
 
 def run_health(
     s: Settings,
     symbols: Iterable[str],
-    max_age: Mapping[str, float] | None = None,
+    max_age: Mapping[str, float | ViewRule] | None = None,
     *,
     vendors: bool = True,
     now: float | None = None,
 ) -> HealthReport:
-    """Every check, in dependency order: a failed Redis or data dir check skips what needs them (the registry is
-    opened through a ``feature_store.yaml`` rendered into the data dir)."""
+    """Every check, in dependency order: a failed Redis or data dir check skips what needs them (the registry and
+    the online values are read through both). ``max_age`` as for :func:`check_freshness` (None: every view's rule)."""
     report = HealthReport()
     if vendors:
         report.checks.append(
@@ -156,7 +167,7 @@ def run_health(
     registry, store = check_registry(s, s.redis_url)
     report.checks.append(registry)
     if store is not None and registry.ok:
-        report.checks.extend(check_freshness(store, symbols, DEFAULT_MAX_AGE if max_age is None else max_age, now))
+        report.checks.extend(check_freshness(store, symbols, max_age, now))
     return report
 
 

@@ -1,9 +1,10 @@
-"""Glue between the dataset definitions and Feast: schemas, the effective ``feature_store.yaml``, the CLI.
+"""Glue between the dataset definitions and Feast: schemas, the configured ``FeatureStore``, the CLI.
 
-``feature_repo/feature_store.yaml`` holds the defaults (Redis on localhost, data beside the project). The
-commands render an *effective* copy into the data directory with the configured Redis and paths, and point Feast at
-it with ``feast -f``. So the same repo serves every environment, and plain ``feast apply`` in the repo still works
-with the defaults.
+``feature_repo/feature_store.yaml`` is the one configuration: plain ``feast`` in that folder,
+``FeatureStore(repo_path=...)`` and these functions all load it, completed from ``REDIS_URL`` and ``FEAST_DATA_DIR``
+(:mod:`ingestion.store.feast_config`). A Feast child gets this run's values through its environment
+(:func:`feast_env`), an in-process store through :func:`open_store`; neither writes a copy of the yaml, and the Redis
+password (the embedded server's, say) never reaches a file.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import yaml
 
 from ingestion.config import Settings
 from ingestion.datasets import EVENT_TS, Dataset
-from ingestion.store.redis_conn import feast_online_store, parse_redis_url
 from ingestion.store.writable import require_writable
 
 if TYPE_CHECKING:
@@ -59,24 +59,26 @@ def feature_fields(dataset: Dataset) -> list[Field]:
 
 
 def render_store_yaml(settings: Settings, redis_url: str) -> Path:
-    """Write the effective ``feature_store.yaml`` for these settings into the data dir (mode 0600: it holds the Redis
-    password) and return its path."""
-    template = settings.repo_path / "feature_store.yaml"
-    config: dict[str, Any] = yaml.safe_load(template.read_text())
-    config["registry"] = {"registry_type": "file", "path": str(settings.registry_path)}
-    online = dict(config.get("online_store") or {})
-    online.update(feast_online_store(parse_redis_url(redis_url)))
-    config["online_store"] = online
-    # Every use of Feast (apply, serve, open_store) renders this file: an unwritable data dir ends here in one line.
+    """Write the repo's ``feature_store.yaml`` with the data dir of ``settings`` pinned, for a caller that needs a
+    file for settings other than its environment's (mode 0600), and return its path.
+
+    No command of ours uses it. Nothing secret is written: ``${VAR}``s stay unexpanded and the online store still
+    takes ``REDIS_URL`` from the environment of whoever loads the file (``feast_env`` sets it for a child), so
+    ``redis_url`` is not written either.
+    """
+    from ingestion.store.feast_config import pin_data_dir
+
+    del redis_url  # a password is never written; see the docstring
+    config: dict[str, Any] = yaml.safe_load((settings.repo_path / "feature_store.yaml").read_text())
+    pin_data_dir(config, settings.data_dir)
     require_writable(settings.data_dir)
     target = settings.data_dir / "feature_store.yaml"
-    # The file holds the Redis password: mkstemp creates it with mode 0600 (never readable by others, not even
-    # between a create and a chmod), under a unique name so concurrent renders do not share a temp file.
+    # mkstemp: 0600 from the start and a unique temp name, so concurrent renders never share one.
     fd, tmp = tempfile.mkstemp(dir=settings.data_dir, prefix=".feature_store.", suffix=".yaml.tmp")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(yaml.safe_dump(config, sort_keys=False))
-        # Renamed into place so a concurrent reader never sees half a file; the rename keeps the 0600 mode.
+        # Renamed into place so a concurrent reader never sees half a file.
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -84,32 +86,40 @@ def render_store_yaml(settings: Settings, redis_url: str) -> Path:
     return target
 
 
-def feast_env(settings: Settings) -> dict[str, str]:
-    """Environment for a Feast CLI child: the data dir for the repo's views, and no typeguard cost.
+def feast_env(settings: Settings, redis_url: str | None = None) -> dict[str, str]:
+    """Environment for a Feast child: this process's, plus the data dir and Redis (``redis_url`` or the settings')
+    that the repo's yaml reads, and no typeguard cost.
 
-    PYTHONOPTIMIZE makes Feast skip typeguard's runtime checks, which cut ``import feast`` from about 6 s to 1.4 s
-    (feast-notes). It is only set for Feast children: pytest itself needs its asserts.
+    The Redis URL (it may hold the embedded server's password) travels only here: a process's environment is
+    readable by its own user alone, unlike its command line. PYTHONOPTIMIZE makes Feast skip typeguard's runtime
+    checks, which cut ``import feast`` from about 6 s to 1.4 s (feast-notes). It is only set for Feast children:
+    pytest itself needs its asserts.
     """
-    env = dict(os.environ)
-    env["FEAST_DATA_DIR"] = str(settings.data_dir)
+    from ingestion.store.feast_config import feast_environment
+
+    env = {**os.environ, **feast_environment(settings, redis_url)}
     env.setdefault("PYTHONOPTIMIZE", "1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(settings.repo_path.parent), env.get("PYTHONPATH", "")) if p)
     return env
 
 
 def feast_cli(settings: Settings, redis_url: str, *args: str, capture: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the real ``feast`` CLI on the repo with the effective yaml, e.g. ``feast_cli(s, url, "apply")``."""
-    store_yaml = render_store_yaml(settings, redis_url)
-    cmd = [sys.executable, "-m", "feast.cli.cli", "-c", str(settings.repo_path), "-f", str(store_yaml), *args]
-    return subprocess.run(cmd, env=feast_env(settings), capture_output=capture, text=True, check=False, timeout=600)
+    """Run the real ``feast`` CLI on the repo and its own yaml, e.g. ``feast_cli(s, url, "apply")``."""
+    # An unwritable data dir ends here in one line, not in a traceback from Feast's registry.
+    require_writable(settings.data_dir)
+    cmd = [sys.executable, "-m", "feast.cli.cli", "-c", str(settings.repo_path), *args]
+    env = feast_env(settings, redis_url)
+    return subprocess.run(cmd, env=env, capture_output=capture, text=True, check=False, timeout=600)
 
 
 def open_store(settings: Settings, redis_url: str) -> FeatureStore:
-    """A ``FeatureStore`` on the repo with the effective yaml (the registry must have been applied)."""
+    """A ``FeatureStore`` on the repo's yaml for these settings (the registry must have been applied)."""
     from feast import FeatureStore
 
-    store_yaml = render_store_yaml(settings, redis_url)
-    return FeatureStore(repo_path=str(settings.repo_path), fs_yaml_file=store_yaml)
+    from ingestion.store.feast_config import repo_config
+
+    require_writable(settings.data_dir)
+    return FeatureStore(repo_path=str(settings.repo_path), config=repo_config(settings, redis_url))
 
 
 __all__ = [
@@ -117,6 +127,7 @@ __all__ = [
     "PROJECT",
     "feast_cli",
     "feast_dtype",
+    "feast_env",
     "feature_fields",
     "offline_glob",
     "open_store",

@@ -71,6 +71,17 @@ def dataset_dir(data_dir: Path, dataset: Dataset | str) -> Path:
     return data_dir / "offline" / _dataset(dataset).name
 
 
+def locate(folder: Path) -> tuple[Path, Dataset]:
+    """The data dir and dataset of a dataset folder: the inverse of :func:`dataset_dir` (``ValueError`` when
+    ``folder`` is not ``<data_dir>/offline/<dataset>``)."""
+    if folder.parent.name != "offline":
+        raise ValueError(f"{folder} is not a dataset folder (<data_dir>/offline/<dataset>)")
+    try:
+        return folder.parent.parent, get(folder.name)
+    except KeyError as e:
+        raise ValueError(f"{folder}: {e.args[0]}") from None
+
+
 def part_files(data_dir: Path, dataset: Dataset | str, partition: str | None = None) -> list[Path]:
     """Every visible part file of a dataset (or of one partition), sorted; temp files are excluded."""
     root = dataset_dir(data_dir, dataset)
@@ -345,6 +356,7 @@ __all__ = [
     "dedupe_table",
     "empty_frame",
     "frames_equal_ignoring_write_time",
+    "locate",
     "part_files",
     "partitions",
     "read_dataset",

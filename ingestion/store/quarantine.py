@@ -3,6 +3,10 @@
 Rejected rows go through the same offline writer as good rows (same layout, atomic part files), so nothing is
 dropped silently and a rerun does not duplicate them: the part file name is a digest of the rows' key
 (dataset, source, payload), which does not include the quarantine time. There is no symbol column, so no watermark.
+
+The quarantine is append-only. A row that a replay (:mod:`ingestion.jobs.replay`) landed keeps its quarantine row and
+gains a record in ``quarantine_replays``, which hides it from :meth:`Quarantine.pending`; a row that a replay refused
+for a new reason is written again under the same key, and the newest row of a key is the one read.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ingestion.datasets import EVENT_TS, QUARANTINE
+from ingestion.datasets import EVENT_TS, QUARANTINE, QUARANTINE_REPLAYS
 from ingestion.rejects import Rejected
 from ingestion.store.offline import AppendResult, OfflineWriter, dedupe_on_key, read_dataset
+
+_KEY = list(QUARANTINE.key)
+_RECORD = ["dataset", "source", "reason", "payload"]
 
 
 def rejects_frame(rejects: Sequence[Rejected], at: datetime) -> pd.DataFrame:
@@ -48,6 +55,35 @@ class Quarantine:
         """Every quarantined row, one per (dataset, source, payload)."""
         return dedupe_on_key(QUARANTINE, read_dataset(self.data_dir, QUARANTINE)).reset_index(drop=True)
 
+    def rows(
+        self, *, dataset: str | None = None, reason: str | None = None, include_replayed: bool = False
+    ) -> pd.DataFrame:
+        """Quarantined rows with a ``replayed`` column; rows a replay landed only with ``include_replayed``.
+
+        ``dataset`` keeps the rows meant for that dataset, ``reason`` those whose reason contains that text.
+        """
+        frame = self.read()
+        if dataset is not None:
+            frame = frame[frame["dataset"] == dataset]
+        if reason is not None:
+            frame = frame[frame["reason"].str.contains(reason, regex=False)]
+        replays = dedupe_on_key(QUARANTINE_REPLAYS, read_dataset(self.data_dir, QUARANTINE_REPLAYS))
+        done = frame.merge(replays[_KEY], on=_KEY, how="left", indicator=True)["_merge"].eq("both").to_numpy()
+        frame = frame.assign(replayed=done)
+        return (frame if include_replayed else frame[~done]).reset_index(drop=True)
+
+    def pending(self, *, dataset: str | None = None, reason: str | None = None) -> pd.DataFrame:
+        """Quarantined rows no replay has landed (see :meth:`rows`)."""
+        return self.rows(dataset=dataset, reason=reason)
+
+    def requeue(self, rows: pd.DataFrame, *, at: datetime) -> AppendResult:
+        """Quarantine ``rows`` (quarantine rows with a new ``reason``) again under their key, stamped ``at``."""
+        return self.writer.append(QUARANTINE, _stamped(rows, at))
+
+    def mark_replayed(self, rows: pd.DataFrame, *, at: datetime) -> AppendResult:
+        """Record that a replay landed ``rows`` (quarantine rows, with the reason they had) at ``at``."""
+        return self.writer.append(QUARANTINE_REPLAYS, _stamped(rows, at))
+
     def counts(self) -> dict[tuple[str, str], int]:
         """Quarantined rows by (dataset, reason)."""
         frame = self.read()
@@ -62,6 +98,10 @@ class Quarantine:
         for (dataset, _), n in self.counts().items():
             totals[dataset] = totals.get(dataset, 0) + n
         return totals
+
+
+def _stamped(rows: pd.DataFrame, at: datetime) -> pd.DataFrame:
+    return rows.loc[:, _RECORD].assign(**{EVENT_TS: pd.Timestamp(at)})
 
 
 __all__ = ["Quarantine", "rejects_frame"]

@@ -1,7 +1,7 @@
 """Whether the data dir can be written, checked up front: one clear line instead of a traceback from deep inside.
 
-Every command that fetches or loads data writes into ``FEAST_DATA_DIR`` (part files, coverage, the registry, the
-rendered ``feature_store.yaml``). On a read-only or misplaced data dir the first of those writes used to fail with an
+Every command that fetches or loads data writes into ``FEAST_DATA_DIR`` (part files, coverage, the Feast
+registry). On a read-only or misplaced data dir the first of those writes used to fail with an
 ``OSError`` wherever it happened to be. The check is explicit on purpose: ``os.access`` answers for the permission
 bits, and a real probe file answers what ``os.access`` cannot see (a read-only mount, a full disk, and root, for whom
 ``os.access`` says yes to any mode bits).

@@ -20,7 +20,7 @@ def test_quick_harness_runs_every_benchmark_and_writes_the_report(tmp_path: Path
         [sys.executable, "-m", "ingestion", "bench", "--quick", "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=600,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -20,7 +20,7 @@ def test_http_feature_server_serves_written_values(applied_repo: Settings) -> No
     now = datetime.now(UTC).replace(microsecond=0)
     store.write_to_online_store("etf_flow_daily", etf_flow_row(now))
     port = free_port()
-    cmd = serve_command(applied_repo, applied_repo.redis_url, "127.0.0.1", port)
+    cmd = serve_command(applied_repo, "127.0.0.1", port)
     proc = subprocess.Popen(cmd, env=feast_env(applied_repo), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}"

@@ -6,7 +6,6 @@ and taking ``AsofDuckDBOfflineStoreConfig`` (the type name plus ``Config``) from
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -16,10 +15,11 @@ from typing import Any, Literal
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.dataset as pads
 from feast.data_source import DataSource
+from feast.feature_logging import LoggingConfig, LoggingSource
 from feast.feature_view import FeatureView
-from feast.infra.offline_stores.file_source import FileSource
+from feast.infra.offline_stores.file_source import FileLoggingDestination, FileSource
 from feast.infra.offline_stores.offline_store import OfflineStore, RetrievalJob, RetrievalMetadata
 from feast.infra.registry.base_registry import BaseRegistry
 from feast.on_demand_feature_view import OnDemandFeatureView
@@ -28,7 +28,10 @@ from feast.type_map import feast_value_type_to_pa
 
 from ingestion.store.asof.entity import EntityFrame, prepare
 from ingestion.store.asof.job import AsofRetrievalJob, ConnectionOptions
+from ingestion.store.asof.logs import write_log_batch
 from ingestion.store.asof.sql import ENTITY_RELATION, FeatureColumn, ViewPlan, historical_query, literal, pull_query
+from ingestion.store.offline import OfflineWriter, locate
+from ingestion.store.watermarks import Watermarks
 
 TYPE_PATH: Literal["ingestion.store.asof.store.AsofDuckDBOfflineStore"] = (
     "ingestion.store.asof.store.AsofDuckDBOfflineStore"
@@ -63,14 +66,21 @@ def _options(config: RepoConfig) -> ConnectionOptions:
     return ConnectionOptions(threads=c.threads, memory_limit=c.memory_limit, temp_directory=c.temp_directory)
 
 
-def source_path(config: RepoConfig, source: DataSource) -> str:
-    """The file or glob of a FileSource; a relative path is taken from the repo folder, as ``feast apply`` does."""
-    if not isinstance(source, FileSource):
-        raise TypeError(f"{type(source).__name__} {source.name!r}: the ASOF store reads FileSources only")
-    path = source.path
+def _resolve(config: RepoConfig, path: str) -> str:
+    """A relative path is taken from the repo folder, as ``feast apply`` does; URLs and absolute paths are kept."""
     if "://" in path or Path(path).is_absolute():
         return path
     return str(Path(config.repo_path or ".") / path)
+
+
+def source_path(config: RepoConfig, source: DataSource) -> str:
+    """The file or glob of a FileSource; a folder (a logging destination is one) means every Parquet file below it."""
+    if not isinstance(source, FileSource):
+        raise TypeError(f"{type(source).__name__} {source.name!r}: the ASOF store reads FileSources only")
+    path = _resolve(config, source.path)
+    if "://" not in path and Path(path).is_dir():
+        return str(Path(path) / "**" / "*.parquet")
+    return path
 
 
 def _has_files(con: duckdb.DuckDBPyConnection, path: str) -> bool:
@@ -279,9 +289,10 @@ class AsofDuckDBOfflineStore(OfflineStore):
         path = source_path(config, data_source)
         con = _options(config).connect()
         try:
-            if not _has_files(con, path):
-                raise ValueError(f"no Parquet files match {path}")
-            relation = _read(path, _config(config).union_by_name)
+            if _has_files(con, path):
+                relation = _read(path, _config(config).union_by_name)
+            else:
+                relation = _first_file_schema(con, path)
             rows = con.sql(f"DESCRIBE SELECT * FROM {relation}").fetchall()  # noqa: S608 (path is a quoted literal)
         finally:
             con.close()
@@ -294,19 +305,36 @@ class AsofDuckDBOfflineStore(OfflineStore):
         table: pa.Table,
         progress: Callable[[int], Any] | None,
     ) -> None:
-        """Land pushed rows as a new part file beside the view's others (never a rewrite: feast-notes pitfall 4).
+        """Land pushed rows (``store.push(..., to=PushMode.OFFLINE)``) through the project's
+        :class:`~ingestion.store.offline.OfflineWriter`, as every other writer does: part files in
+        ``<data_dir>/offline/<dataset>/<YYYY-MM>/``, seen by ``read_dataset``, ``compact`` and this store's reads.
+        Never a rewrite of an existing file (feast-notes pitfall 4).
 
-        Columns are matched by name when read (``union_by_name``), so their order does not matter (pitfall 7).
+        Every pushed row is written: a push is a deliberate write, so the backfills' watermark does not filter it
+        (it does move up, as the rows are now on disk).
         """
-        folder = _glob_root(source_path(config, _batch_source(feature_view)))
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"push-{uuid.uuid4().hex}.parquet"
-        tmp = target.with_suffix(".parquet.tmp")
-        pq.write_table(_microsecond_utc(table), tmp)
-        # Renamed into place so a concurrent reader never globs half a file.
-        tmp.replace(target)
+        data_dir, dataset = locate(_glob_root(source_path(config, _batch_source(feature_view))))
+        with Watermarks.for_data_dir(data_dir) as marks:
+            OfflineWriter(data_dir, watermarks=marks).append(dataset, _microsecond_utc(table), use_watermark=False)
         if progress:
             progress(table.num_rows)
+
+    @staticmethod
+    def write_logged_features(
+        config: RepoConfig,
+        data: pa.Table | Path,
+        source: LoggingSource,
+        logging_config: LoggingConfig,
+        registry: BaseRegistry,
+    ) -> None:
+        """Append a chunk of feature-server logs (a table, or a folder of Parquet files) under the file logging
+        destination's folder, as new Parquet files (:mod:`ingestion.store.asof.logs`); Feast's log retrieval reads
+        them back through :meth:`pull_all_from_table_or_query`."""
+        destination = logging_config.destination
+        if not isinstance(destination, FileLoggingDestination):
+            raise TypeError(f"the ASOF store logs to files only, not to a {type(destination).__name__}")
+        table = pads.dataset(str(data), format="parquet").to_table() if isinstance(data, Path) else data
+        write_log_batch(_microsecond_utc(table), Path(_resolve(config, destination.path)), destination.partition_by)
 
 
 def _microsecond_utc(table: pa.Table) -> pa.Table:
@@ -315,6 +343,17 @@ def _microsecond_utc(table: pa.Table) -> pa.Table:
         if pa.types.is_timestamp(field.type) and field.type != _TS_UTC:
             table = table.set_column(i, field.name, table.column(i).cast(_TS_UTC, safe=False))
     return table
+
+
+def _first_file_schema(con: duckdb.DuckDBPyConnection, path: str) -> str:
+    """A relation with the columns the source's first file will have: its dataset's schema (a view's first push
+    asks Feast for the source's columns before any file exists)."""
+    try:
+        _, dataset = locate(_glob_root(path))
+    except ValueError:
+        raise ValueError(f"no Parquet files match {path}") from None
+    con.register("__asof_schema", dataset.arrow_schema().empty_table())
+    return "__asof_schema"
 
 
 def _pull_columns(keys: list[str], features: list[str], ts: str, created: str | None) -> list[str]:

@@ -5,7 +5,8 @@ One concern a module:
 * :mod:`~ingestion.store.online.encoding`: Feast's protobuf bytes (values, timestamps, entity keys);
 * :mod:`~ingestion.store.online.latest`: the latest row per entity, of a frame or of the offline store (DuckDB);
 * :mod:`~ingestion.store.online.writer`: :class:`OnlineWriter`, a frame per round trip with a Lua compare-and-set;
-* :mod:`~ingestion.store.online.materialize`: :func:`materialize_latest`, offline latest rows into Redis.
+* :mod:`~ingestion.store.online.materialize`: :func:`materialize_latest`, offline latest rows into Redis (and the
+  interval into the registry).
 
 Stock ``get_online_features`` reads what :class:`OnlineWriter` writes. The names below are the ones the rest of the
 project imports from here.

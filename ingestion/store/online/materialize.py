@@ -1,4 +1,5 @@
-"""Materialization: the latest offline row per entity of a dataset into the online store (``feast materialize``)."""
+"""Materialization: the latest offline row per entity of a dataset into the online store (``feast materialize``),
+recorded in the registry as Feast records its own."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingestion.datasets import Dataset, get
+from ingestion.datasets import EVENT_TS, Dataset, get
+from ingestion.store.offline import as_utc
 from ingestion.store.online.latest import latest_rows
 from ingestion.store.online.writer import OnlineWriter
 
@@ -47,7 +49,9 @@ def materialize_latest(
 
     ``store_or_settings`` is an applied ``FeatureStore`` or ``Settings`` (then the store is opened on its Redis and
     ``data_dir`` defaults to its data dir). ``start``/``end`` bound the event time as in
-    :func:`~ingestion.store.online.latest.latest_rows`.
+    :func:`~ingestion.store.online.latest.latest_rows`. When rows were written, the interval from ``start`` (or the
+    oldest event time written) to the newest event time written is recorded in the registry
+    (:func:`record_interval`).
     """
     from feast import FeatureStore
 
@@ -67,4 +71,19 @@ def materialize_latest(
     rows = latest_rows(data_dir, ds, start=start, end=end)
     online = writer or OnlineWriter(store)
     result = online.write(ds.name, rows)
+    if len(rows):
+        times = rows[EVENT_TS]
+        record_interval(store, ds.name, as_utc(start or times.min()).to_pydatetime(), times.max().to_pydatetime())
     return MaterializeResult(ds.name, result.entities, result.written, clock() - began)
+
+
+def record_interval(store: FeatureStore, view: str, start: datetime, end: datetime) -> None:
+    """Record ``[start, end]`` (event time, UTC) as materialized for ``view``, as ``feast materialize`` does.
+
+    Feast reads these intervals: ``feast_feature_freshness_seconds`` is now minus the newest interval end, and
+    ``materialize-incremental`` starts where it ended. Without them a view we wrote looks never materialized.
+    """
+    # apply_materialization writes the whole registry back from the store's cached copy: refresh it first, so a
+    # `feast apply` made since the store was opened is not undone.
+    store.registry.refresh(store.project)
+    store.registry.apply_materialization(store.get_feature_view(view), store.project, start, end)

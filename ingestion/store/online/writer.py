@@ -140,12 +140,10 @@ class OnlineWriter:
     """
 
     def __init__(self, store: FeatureStore, *, client: Any = None, keys_per_call: int = 256) -> None:
-        from feast.infra.online_stores.redis import RedisOnlineStore
+        from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig
 
-        if client is None and store.config.online_store.type not in (
-            "redis",
-            "feast.infra.online_stores.redis.RedisOnlineStore",
-        ):
+        # Feast's own redis store or one configured like it (ours reads REDIS_URL: ingestion.store.feast_online).
+        if client is None and not isinstance(store.config.online_store, RedisOnlineStoreConfig):
             raise ValueError(
                 f"the fast online writer needs Feast's redis online store, not {store.config.online_store.type!r}"
             )
