@@ -13,7 +13,7 @@ from entities import ticker
 from ingestion import config, datasets
 from ingestion.datasets import CREATED_TS, EVENT_TS, Dataset
 from ingestion.store.feast_repo import feature_fields, offline_glob
-from ingestion.store.feast_sources import DatasetSource
+from ingestion.store.feast_sources import DatasetPushSource, DatasetSource
 
 # FEAST_DATA_DIR (else the project's data/ folder), read when `feast apply` parses the repo: the registry then
 # records absolute paths under this data dir, the same one the yaml's registry and our writers use.
@@ -66,9 +66,19 @@ etf_flow_daily = _view(datasets.ETF_FLOW_DAILY)
 
 # Event time: SIP time of the latest tick in the aggregate. Fed by the stream bridge through this push source;
 # its batch source is where the bridge lands the same rows offline.
-realtime_quotes_push = PushSource(
+realtime_quotes_push = DatasetPushSource(
     name="realtime_quotes_push",
     batch_source=_file_source(datasets.REALTIME_QUOTES),
     description="Micro-batches of per-symbol tick aggregates from the stream bridge.",
 )
 realtime_quotes = _view(datasets.REALTIME_QUOTES, realtime_quotes_push)
+
+# Event time: an instant the rolling windows change (an alert's publication, `created_at`, or an alert leaving a
+# 5/15/60-minute window). Fed by the flow collector through this push source (online and offline); the flow backfill
+# writes the same rows to its batch source from the raw `flow_alerts` dataset, with the same code.
+options_flow_intraday_push = DatasetPushSource(
+    name="options_flow_intraday_push",
+    batch_source=_file_source(datasets.OPTIONS_FLOW_INTRADAY),
+    description="Rolling options-flow windows per symbol, pushed by the flow collector on each poll.",
+)
+options_flow_intraday = _view(datasets.OPTIONS_FLOW_INTRADAY, options_flow_intraday_push)

@@ -75,14 +75,33 @@ def session_closes(days: Any) -> np.ndarray:
     Raises ``ValueError`` naming the first date that is not a trading day: a daily row on a non-session day has no
     close to be stamped with, and guessing one would be inventing data.
     """
+    return _at_sessions(days, _calendar().closes)
+
+
+def _at_sessions(days: Any, times: pd.Series) -> np.ndarray:
     idx = pd.DatetimeIndex(pd.to_datetime(days)).tz_localize(None).normalize()
-    closes = _calendar().closes
-    found = closes.reindex(idx)
+    found = times.reindex(idx)
     missing = found.isna()
     if missing.any():
         raise ValueError(f"{idx[missing][0].date()} is not an NYSE trading day")
     values: np.ndarray = found.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[us]")
     return values
+
+
+def session_opens(days: Any) -> np.ndarray:
+    """Vectorised :func:`session_open` (``datetime64[us]`` UTC values); refuses a non-session like
+    :func:`session_closes`."""
+    return _at_sessions(days, _calendar().opens)
+
+
+def next_sessions(days: Any) -> pd.DatetimeIndex:
+    """The trading day after each date (naive dates; the date itself need not be a trading day)."""
+    idx = pd.DatetimeIndex(pd.to_datetime(days)).tz_localize(None).normalize()
+    if len(idx) == 0:
+        return pd.DatetimeIndex([])
+    # Ten days past the last date always hold a session (the longest closure since 1900 was four sessions).
+    later = sessions(idx.min().date(), (idx.max() + pd.Timedelta(days=10)).date())
+    return pd.DatetimeIndex(later[later.searchsorted(idx, side="right")])
 
 
 def previous_session(day: str | dt.date) -> pd.Timestamp:

@@ -29,7 +29,7 @@ log = logging.getLogger("ingestion")
 # Every command is the module ``ingestion.commands.<name>``; ``plan`` shares ``apply``'s module (the same Feast call).
 COMMANDS: tuple[str, ...] = (
     "demo", "apply", "plan", "serve", "simulate", "backfill", "materialize", "compact", "stream", "health", "bench",
-    "quarantine",
+    "quarantine", "skew",
 )  # fmt: skip
 _SHARED = {"plan": "apply"}
 

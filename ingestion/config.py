@@ -8,8 +8,10 @@ logged or printed ``Settings`` never shows a key.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +25,9 @@ UW_DEFAULT_BASE_URL = "https://api.unusualwhales.com"
 # embedded server instead and hand its URL to Feast.
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 ACCEPT_ENVIRONMENT_VARIABLE = "FEAST_ACCEPT_ENVIRONMENT"
+PUBLICATION_DELAYS_VARIABLE = "FEAST_PUBLICATION_DELAYS"
+"""``dataset=duration,...`` (``ohlcv_daily=30m,ohlcv_minute=20s``; units s, m, h, d): publication delays that
+replace a dataset's default (:mod:`ingestion.publication`)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ class Settings:
     accept_environment: bool = False
     """``FEAST_ACCEPT_ENVIRONMENT=1``: let this run change the vendor environment the data dir records (see
     :mod:`ingestion.store.environment`)."""
+    publication_delays: Mapping[str, timedelta] = field(default_factory=dict)
+    """Per-dataset publication delays from ``FEAST_PUBLICATION_DELAYS`` (see :func:`publication_delays`)."""
 
     @property
     def offline_dir(self) -> Path:
@@ -90,7 +97,41 @@ def settings(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=Path(_nonempty(env, "FEAST_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve(),
         repo_path=Path(_nonempty(env, "FEAST_REPO_PATH") or DEFAULT_REPO_PATH).expanduser().resolve(),
         accept_environment=_flag(env, ACCEPT_ENVIRONMENT_VARIABLE),
+        publication_delays=publication_delays(env),
     )
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def publication_delays(env: Mapping[str, str] | None = None) -> dict[str, timedelta]:
+    """``FEAST_PUBLICATION_DELAYS`` as ``{dataset: delay}``, read now (default: the process environment).
+
+    Raises :class:`~ingestion.errors.ConfigError` naming the bad entry: an unknown dataset, a missing ``=``, or a
+    duration that is not a non-negative number with a unit (``s``, ``m``, ``h``, ``d``). A wrong delay is a lookahead
+    bug, so nothing is guessed.
+    """
+    from ingestion.errors import ConfigError
+
+    env = os.environ if env is None else env
+    out: dict[str, timedelta] = {}
+    for entry in (_nonempty(env, PUBLICATION_DELAYS_VARIABLE) or "").split(","):
+        if not entry.strip():
+            continue
+        name, sep, text = (part.strip() for part in entry.partition("="))
+        match = _DURATION.match(text.lower())
+        if not sep or not name or match is None:
+            raise ConfigError(
+                f"{PUBLICATION_DELAYS_VARIABLE}: {entry.strip()!r} is not dataset=duration (e.g. ohlcv_daily=15m)"
+            )
+        out[name] = timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    from ingestion.datasets import DATASETS
+
+    unknown = sorted(set(out) - set(DATASETS))
+    if unknown:
+        raise ConfigError(f"{PUBLICATION_DELAYS_VARIABLE}: no dataset named {', '.join(unknown)}")
+    return out
 
 
 def feast_connection_string(redis_url: str) -> str:

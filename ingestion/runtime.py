@@ -9,6 +9,8 @@ for it before writing (:meth:`Runtime.claim_data_dir`) and a simulator's rows ne
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -92,6 +94,17 @@ def check_redis(url: str) -> None:
         raise ConfigError(f"{result.detail}, or unset REDIS_URL to use an embedded redis-server")
 
 
+SIM_AS_OF_ENV = "INGESTION_SIM_AS_OF"
+
+
+def sim_as_of() -> dt.date | None:
+    """The built-in simulators' market clock from ``INGESTION_SIM_AS_OF=YYYY-MM-DD`` (unset or empty: no clock)."""
+    from ingestion.jobs.args import parse_date
+
+    raw = os.environ.get(SIM_AS_OF_ENV, "").strip()
+    return parse_date(raw, SIM_AS_OF_ENV) if raw else None
+
+
 @contextlib.contextmanager
 def runtime(
     s: Settings,
@@ -129,7 +142,9 @@ def runtime(
 
             # The keyless demo should not crawl at a real plan's 120 requests a minute; tests keep the real plan.
             fast = {UW_SIM_TOKEN: UWPlan("simulator", per_minute=6_000, per_day=1_000_000)}
-            sims = stack.enter_context(SimulatorStack(Market(seed=seed), replay=replay, uw_tokens=fast))
+            sims = stack.enter_context(
+                SimulatorStack(Market(seed=seed, as_of=sim_as_of()), replay=replay, uw_tokens=fast)
+            )
             urls = sims.env()
         polygon_url, ws_url, uw_url = s.polygon_base_url, s.polygon_ws_url, s.uw_base_url
         if sims is not None and not s.polygon_api_key:
@@ -144,7 +159,8 @@ def runtime(
                 missing = [
                     n for n, v in (("POLYGON_API_KEY", s.polygon_api_key), ("UW_API_TOKEN", s.uw_api_token)) if not v
                 ]
-                print(f"No {' / '.join(missing)}: using the built-in simulators.", file=sys.stderr)
+                clock = f" (market clock {sims.market.as_of})" if sims is not None and sims.market.as_of else ""
+                print(f"No {' / '.join(missing)}: using the built-in simulators{clock}.", file=sys.stderr)
             if not s.redis_url:
                 from ingestion.http.redaction import redact_url
 

@@ -10,8 +10,13 @@ variant then loads the latest row per symbol into an emptied Redis:
 * ``feast materialize (CLI)``: the stock ``feast materialize --views ohlcv_daily`` command, a whole process (what a
   cron job pays), import included.
 
+All variants write through our online store class, so each writes the vector slices of the precompute services
+with the values. Feast's two variants then also run Feast's own ``precompute_feature_service`` pass, which stock
+Feast starts after every materialize of a view read by a ``precompute_online`` service (a scan of every key and a
+vector per entity): that is what ``feast materialize`` costs on this repo, and most of its time.
+
 After each variant Redis must hold exactly ``keys`` hashes, so no figure counts a partial load. Reported: keys/s,
-seconds, peak RSS (this process, or the CLI child). Goal (issue 10): ours >= 40k keys/s.
+seconds, peak RSS (this process, or the CLI child). Goal (issues 10, 20): ours >= 40k keys/s.
 """
 
 from __future__ import annotations

@@ -195,7 +195,7 @@ def _store_yamls(workdir: Path, bench: Settings, redis_url: str) -> None:
 
 def _run_child(variant: str, workdir: Path, entity_file: Path, repeat: int, timeout: float) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "ingestion.bench.retrieval", "--child", variant, str(workdir), str(entity_file)]
-    env = dict(os.environ, FEAST_DATA_DIR=str(workdir / "data"), PYTHONOPTIMIZE="1")
+    env = dict(os.environ, FEAST_DATA_DIR=str(workdir / "data"))
     started = time.perf_counter()
     try:
         proc = subprocess.run(

@@ -12,13 +12,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import pandas as pd
-
-from ingestion import calendar
 from ingestion.config import Settings, settings
 from ingestion.jobs.args import whole_number
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas and the calendar load inside the functions: building the CLI parser imports every command module, and a
+# module-level pandas import would cost every command (``apply`` included) about 0.6 s at start.
 
 HELP = "run the whole chain on the simulators and an embedded Redis (no keys needed)"
 DEMO_SYMBOLS = ("AAPL", "MSFT", "NVDA", "SPY")
@@ -35,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 def _recent_sessions(n: int) -> tuple[dt.date, dt.date]:
     """The last ``n`` complete sessions (New York), ending before today."""
+    import pandas as pd
+
+    from ingestion import calendar
+
     today = pd.Timestamp.now(tz=calendar.NEW_YORK).date()
     days = calendar.sessions(today - dt.timedelta(days=10 + 2 * n), today - dt.timedelta(days=1))
     chosen = days[-n:]
@@ -44,6 +51,8 @@ def _recent_sessions(n: int) -> tuple[dt.date, dt.date]:
 def run_demo(
     s: Settings, out: TextIO, symbols: list[str] | None = None, days: int = 120, stream_seconds: float = 5.0
 ) -> int:
+    import pandas as pd
+
     from ingestion.jobs.runs import run_flow, run_ohlcv, write_online
     from ingestion.runtime import runtime
     from ingestion.store.feast_repo import open_store
@@ -81,6 +90,10 @@ def run_demo(
 
 
 def _training_frame(store: object, symbols: list[str], end: dt.date) -> pd.DataFrame:
+    import pandas as pd
+
+    from ingestion import calendar
+
     days = [d.date() for d in calendar.sessions(end - dt.timedelta(days=8), end)]
     entity = pd.DataFrame(
         [

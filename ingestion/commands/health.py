@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         "default daily views must hold the last closed session, quotes be at most 2 min old while the market is open)",
     )
     parser.add_argument("--no-vendors", action="store_true", help="skip the vendor reachability checks")
+    parser.add_argument(
+        "--skew", action="store_true", help="also compare the symbols' online values with offline ones (`skew`)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +53,6 @@ def run(args: argparse.Namespace) -> int:
 
     rules = default_rules()
     rules.update((view, rule_with_limit(view, seconds)) for view, seconds in map(parse_age, args.max_age))
-    report = run_health(settings(), parse_symbols(args.symbols), rules, vendors=not args.no_vendors)
+    report = run_health(settings(), parse_symbols(args.symbols), rules, vendors=not args.no_vendors, skew=args.skew)
     print(report.text())
     return 0 if report.ok else 1

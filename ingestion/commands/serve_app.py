@@ -77,6 +77,11 @@ def install_wrappers(*, read_only: bool) -> None:
 def main(argv: list[str]) -> int:
     """Run Feast's CLI with ``argv`` (minus our flag), read-only unless ``--allow-writes`` is among them."""
     feast_args = [a for a in argv if a != ALLOW_WRITES_FLAG]
+    if "feast" not in sys.modules:  # run as its own process: start Feast as every CLI child does (feast_launch)
+        from ingestion.store.feast_launch import hide_plotting, skip_typeguard
+
+        skip_typeguard()
+        hide_plotting()
     install_wrappers(read_only=ALLOW_WRITES_FLAG not in argv)
     from feast.cli.cli import cli
 

@@ -2,7 +2,8 @@
 
 It prints ``POLYGON_BASE_URL=...``, ``POLYGON_WS_URL=...`` and ``UW_BASE_URL=...`` lines (flushed at once) that the
 other commands, or a parent process, read; SIGINT and SIGTERM stop it cleanly with exit code 0
-(:func:`ingestion.shutdown.on_signals`). A port given and in use is a one-line error.
+(:func:`ingestion.shutdown.on_signals`). A port given and in use is a one-line error. ``--as-of YYYY-MM-DD`` sets
+the market clock: only sessions up to that date, and corporate actions announced by then, exist.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import threading
 from functools import partial
 
-from ingestion.jobs.args import check_port_free, listening, port
+from ingestion.jobs.args import check_port_free, listening, parse_date, port
 from ingestion.shutdown import on_signals
 
 HELP = "run the Polygon and Unusual Whales simulators on loopback and print their URLs"
@@ -25,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--ws-port", type=any_port, default=0, help="Polygon WebSocket port (0 = any free port)")
     parser.add_argument("--uw-port", type=any_port, default=0, help="Unusual Whales port (0 = any free port)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the simulated market")
+    parser.add_argument(
+        "--as-of",
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="market clock: serve only sessions and corporate actions known up to this date (default: no clock)",
+    )
     parser.add_argument(
         "--rate", type=float, default=1000.0, help="WebSocket replay rate, events per second (0 = as fast as possible)"
     )
@@ -42,10 +49,11 @@ def run(args: argparse.Namespace) -> int:
     ):
         if number:
             listening(flag, number, partial(check_port_free, "127.0.0.1", number))
+    as_of = parse_date(args.as_of, "--as-of") if args.as_of else None
     stop = threading.Event()
     replay = Replay(rate=args.rate or None)
     stack = SimulatorStack(
-        Market(seed=args.seed),
+        Market(seed=args.seed, as_of=as_of),
         polygon_port=args.polygon_port,
         ws_port=args.ws_port,
         uw_port=args.uw_port,

@@ -4,6 +4,8 @@ The running itself is :mod:`ingestion.stream.runner` (shared with the demo and t
 
 With no ``POLYGON_API_KEY`` it replays a simulated session; with no ``REDIS_URL`` it starts an embedded Redis.
 ``--seconds N`` stops after N seconds; otherwise Ctrl-C (or SIGTERM) stops it cleanly, flushing every batch.
+``--flow`` also runs the Unusual Whales flow collector (:mod:`ingestion.stream.flow`) beside the WebSocket stream,
+under the same signals, metrics and ``/health``; a SIGTERM lands its last batch before the command ends.
 ``--metrics-port`` and ``--health-port`` are bound before anything starts, so a port in use is a one-line error;
 ``/health`` answers 503 ("not running") until the bridge runs (see :class:`~ingestion.stream.runner.StreamHealth`).
 """
@@ -34,6 +36,25 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--sim-day", default=None, help="simulator session to replay, YYYY-MM-DD (default: the latest)")
     parser.add_argument("--metrics-port", type=port(), default=None, help="serve Prometheus /metrics on this port")
     parser.add_argument("--health-port", type=port(), default=None, help="serve GET /health on this port")
+    parser.add_argument(
+        "--flow",
+        action="store_true",
+        help="also collect Unusual Whales flow alerts (flow_alerts, options_flow_intraday) beside the stream",
+    )
+    parser.add_argument(
+        "--flow-interval", type=positive_seconds, default=5.0, help="seconds between flow-alert polls (default 5)"
+    )
+
+
+def positive_seconds(text: str) -> float:
+    """A poll interval: a positive number of seconds (the vendor allows 120 requests a minute: keep it >= 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive number of seconds")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         offline=not args.no_offline,
         sim_rate=args.sim_rate,
         sim_day=None if args.sim_day is None else parse_date(args.sim_day, "--sim-day").isoformat(),
+        flow=args.flow,
+        flow_interval_s=args.flow_interval,
     )
     if args.metrics_port is not None:
         from ingestion.ops.metrics import serve_metrics

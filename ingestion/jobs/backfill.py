@@ -6,6 +6,12 @@ bars. A unit's bars are fetched, checked, given their derived features (daily ba
 unit) and cut to the unit. Bars dated outside the range asked of the vendor are quarantined; bars not yet complete
 (``event_timestamp`` after ``now``: today's forming daily bar, the current minute) are left out, and a later run picks
 them up once they are knowable.
+
+Prices are stored **as traded**: Polygon is asked for ``adjusted=false`` (rows carry ``adjusted=False``) and the
+Unusual Whales fallback is on the same basis, so a stored bar never changes when a split happens later. Daily units
+first refresh the symbol's corporate actions (:class:`~ingestion.jobs.corporate_actions.CorporateActions`: new
+records land in ``corporate_actions`` with the unit, refused ones in quarantine), then derive the split-aware
+features from the raw bars and the actions known at each bar (:mod:`ingestion.jobs.derived`).
 """
 
 from __future__ import annotations
@@ -13,17 +19,19 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ingestion.datasets import OHLCV_DAILY, OHLCV_MINUTE, Dataset
+from ingestion.datasets import CORPORATE_ACTIONS, OHLCV_DAILY, OHLCV_MINUTE, Dataset
 from ingestion.errors import CircuitOpen, NotEntitled, ServerError, TransportError
 from ingestion.http import VendorHTTP
+from ingestion.jobs.corporate_actions import CorporateActions
 from ingestion.jobs.coverage import Interval
 from ingestion.jobs.derived import WARMUP_SESSIONS, add_daily_features
 from ingestion.jobs.engine import calendar_units, outside_requested, rows_in_unit, run_units
 from ingestion.jobs.landing import Batch, Sinks
+from ingestion.jobs.listing import Listing, Listings, polygon_listings
 from ingestion.jobs.quality import check_bars, minute_gaps
 from ingestion.jobs.summary import JobSummary
 from ingestion.polygon.rest import PolygonRESTClient
@@ -44,11 +52,17 @@ _UNAVAILABLE = (CircuitOpen, NotEntitled, ServerError, TransportError)
 
 @dataclass
 class OhlcvSource:
-    """Polygon bars of one timespan (``day`` or ``minute``), from ``fallback`` when Polygon is unavailable."""
+    """Polygon bars of one timespan (``day`` or ``minute``), from ``fallback`` when Polygon is unavailable.
+
+    ``actions`` refreshes the corporate actions daily bars are derived with; without it (a bare source, e.g. to plan
+    work) daily features see no split and no dividend.
+    """
 
     client: PolygonRESTClient
     timespan: str
     fallback: Fallback | None = None
+    actions: CorporateActions | None = None
+    _listings: Listings | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.timespan not in OHLCV_DATASETS:
@@ -69,6 +83,13 @@ class OhlcvSource:
     def units(self, span: Interval) -> list[Interval]:
         return calendar_units(span, "year" if self.timespan == "day" else "month")
 
+    def listing(self, symbol: str) -> Listing | None:
+        """The symbol's listing dates from Polygon ticker details: the engine asks only at a unit's first empty
+        answer, to prove it empty (before the listing, after a delisting) instead of retrying it forever."""
+        if self._listings is None:
+            self._listings = polygon_listings(self.client)
+        return self._listings(symbol)
+
     def fetch(self, symbol: str, unit: Interval, now: pd.Timestamp) -> Batch:
         """Bars of one unit, validated, with derived features for daily bars; rows not yet knowable are left out.
 
@@ -77,9 +98,12 @@ class OhlcvSource:
         """
         lo, hi = unit
         name, label = OHLCV_DATASETS[self.timespan].name, f"polygon aggs {self.timespan}"
-        fetch_lo = lo - dt.timedelta(days=_WARMUP_DAYS) if self.timespan == "day" else lo
+        daily = self.timespan == "day"
+        fetch_lo = lo - dt.timedelta(days=_WARMUP_DAYS) if daily else lo
+        # Before any bar is derived: the splits and dividends known now, new ones landed with this unit.
+        refreshed = self.actions.refresh(symbol) if daily and self.actions is not None else None
         try:
-            parsed = self.client.fetch_aggregates(symbol, 1, self.timespan, fetch_lo, hi, adjusted=True)
+            parsed = self.client.fetch_aggregates(symbol, 1, self.timespan, fetch_lo, hi, adjusted=False)
         except _UNAVAILABLE as exc:
             if self.fallback is None:
                 raise
@@ -96,13 +120,20 @@ class OhlcvSource:
         # Checked here, and again (finding nothing more) when landed: daily bars' derived features must be computed
         # from good bars only.
         good, rejected, report = check_bars(asked, dataset=name, source=label)
-        if self.timespan == "day":
-            good = add_daily_features(good)
+        frames: dict[str, pd.DataFrame] = {}
+        refused = [*parsed.rejected, *outside, *rejected]
+        if daily:
+            good = add_daily_features(good, refreshed.actions if refreshed is not None else None)
         else:
             report.missing_minutes = minute_gaps(good, lo.isoformat(), hi.isoformat())
+        if refreshed is not None:
+            refused += refreshed.rejected
+            if len(refreshed.new):
+                frames[CORPORATE_ACTIONS.name] = refreshed.new
         good = rows_in_unit(good, unit, now, day_of="window_start")
+        frames[name] = good
         fallback_rows = Counter({name: int((good["source"] != PRIMARY_SOURCE).sum())})
-        return Batch(label, {name: good}, [*parsed.rejected, *outside, *rejected], {name: report}, fallback_rows)
+        return Batch(label, frames, refused, {name: report}, fallback_rows)
 
 
 def backfill_ohlcv(
@@ -119,7 +150,8 @@ def backfill_ohlcv(
     fallback: Fallback | None = None,
 ) -> JobSummary:
     """Backfill bars of many symbols in parallel; one failing symbol is reported and the others go on."""
-    source = OhlcvSource(client, timespan, fallback)
+    actions = CorporateActions(client, sinks.offline.data_dir) if timespan == "day" else None
+    source = OhlcvSource(client, timespan, fallback, actions)
     at = now if now is not None else pd.Timestamp.now(tz="UTC")
     return run_units(source, sinks, symbols, (start, end), now=at, workers=max_workers, progress=progress)
 

@@ -9,9 +9,13 @@ bars, a month of minute bars or of Unusual Whales flow), and fetches one unit of
 * landing (:func:`~ingestion.jobs.landing.land`): quality checks, quarantine, offline append, metrics, summary;
   rows a vendor answered outside the dates it was asked for are quarantined (:func:`outside_requested`), never
   stored as if in range;
-* coverage: a unit is recorded only after its rows are durable, and only up to the last day whose rows are all
-  knowable (today's forming rows are fetched again by a later run); part files are named by the digest of their
-  rows' keys, so a unit interrupted and fetched again replaces its own files;
+* coverage: a unit is recorded only after its rows are durable, and per dataset only up to the last day whose rows
+  are all final under the dataset's publication rule (:func:`ingestion.publication.last_final_day`: a daily bar
+  fetched at 16:05 is fetched again after 20:15); part files are named by the digest of their rows' keys, so a unit
+  interrupted and fetched again replaces its own files;
+* empty answers: for a dataset with rows on every session, a unit that landed no rows is recorded only where it is
+  proven empty (before the listing or after the delisting, :mod:`ingestion.jobs.listing`); the rest is retried on
+  the next run and named in the summary's notes;
 * isolation: a symbol that fails with an :class:`~ingestion.errors.IngestionError` is reported in the summary and
   stops, its completed units kept; the other symbols go on (a thread pool runs symbols in parallel);
 * API calls and cache hits of the source's HTTP cores are counted while the run lasts, through a hook that is
@@ -33,12 +37,13 @@ from typing import Literal, Protocol
 
 import pandas as pd
 
-from ingestion import calendar
+from ingestion import calendar, publication
 from ingestion.datasets import EVENT_TS, Dataset
 from ingestion.errors import IngestionError
 from ingestion.http import HTTPResult, VendorHTTP
 from ingestion.jobs.coverage import Interval, merge, missing
-from ingestion.jobs.landing import Batch, Sinks, land
+from ingestion.jobs.landing import Batch, Landed, Sinks, land
+from ingestion.jobs.listing import Listing, Listings
 from ingestion.jobs.summary import JobSummary
 from ingestion.rejects import Rejected
 from ingestion.shutdown import stop_requested
@@ -94,7 +99,11 @@ def calendar_units(span: Interval, size: UnitSize) -> list[Interval]:
 
 
 def last_complete_day(now: pd.Timestamp) -> dt.date:
-    """The latest New York date whose rows are all knowable at ``now``: today after the close, else yesterday."""
+    """The latest New York date whose session is over at ``now``: today after the close, else yesterday.
+
+    What a source may ask a vendor for; whether the day's rows are final (and so covered) is the dataset's
+    publication rule's business (:func:`ingestion.publication.last_final_day`).
+    """
     today: dt.date = now.tz_convert(calendar.NEW_YORK).date()
     if calendar.is_session(today) and now >= calendar.session_close(today):
         return today
@@ -119,14 +128,19 @@ def outside_requested(
     return frame[inside].reset_index(drop=True), rejected
 
 
-def rows_in_unit(frame: pd.DataFrame, unit: Interval, now: pd.Timestamp, day_of: str = EVENT_TS) -> pd.DataFrame:
-    """Rows whose ``day_of`` time falls on New York days ``unit`` and whose event time is not after ``now``.
+def rows_in_unit(frame: pd.DataFrame, unit: Interval, now: pd.Timestamp, day_of: str | None = None) -> pd.DataFrame:
+    """Rows whose day falls on New York days ``unit`` and whose event time is not after ``now``.
 
-    What it leaves out was fetched on purpose (a warm-up or history window before the unit, belonging to other
-    units) or is not knowable yet (a later run stores it); rows outside what was asked of the vendor at all are
+    A row's day is the New York date of its ``day_of`` time; by default its ``date`` column when it has one (a daily
+    row may be published on a later day: ETF flows the next morning) and else the date of its event time. What it
+    leaves out was fetched on purpose (a warm-up or history window before the unit, belonging to other units) or is
+    not published yet (a later run stores it); rows outside what was asked of the vendor at all are
     :func:`outside_requested`'s.
     """
-    days = frame[day_of].dt.tz_convert(calendar.NEW_YORK).dt.date
+    if day_of is None and "date" in frame:
+        days = pd.Series(list(frame["date"]), index=frame.index, dtype=object)
+    else:
+        days = frame[day_of or EVENT_TS].dt.tz_convert(calendar.NEW_YORK).dt.date
     keep = (days >= unit[0]) & (days <= unit[1]) & (frame[EVENT_TS] <= now)
     return frame[keep.to_numpy()].reset_index(drop=True)
 
@@ -211,6 +225,45 @@ def counting(cores: Iterable[VendorHTTP], summary: JobSummary) -> Iterator[None]
                 summary.add_cache_hits(core.cache.hits - before)
 
 
+class _Covering:
+    """Records one symbol's landed units in coverage, per dataset, up to the last final day and only where an empty
+    answer is proven empty; the listing is asked for once, at the first empty answer."""
+
+    def __init__(self, sinks: Sinks, symbol: str, now: pd.Timestamp, listings: Listings | None) -> None:
+        self.sinks, self.symbol, self.now, self.listings = sinks, symbol, now, listings
+        self._listing: Listing | None = None
+        self._asked = False
+
+    def listing(self) -> Listing | None:
+        if not self._asked and self.listings is not None:
+            self._listing, self._asked = self.listings(self.symbol), True
+        return self._listing
+
+    def record(self, datasets: Sequence[Dataset], unit: Interval, landed: Landed, summary: JobSummary) -> None:
+        for ds in datasets:
+            final_to = min(unit[1], publication.last_final_day(ds, self.now))
+            if final_to < unit[0]:
+                continue
+            done = (unit[0], final_to)
+            if ds.rows_every_session and _no_rows(landed, ds) and len(calendar.sessions(*done)):
+                listing = self.listing()
+                proven = listing.outside(done) if listing is not None else []
+                for part in proven:
+                    self.sinks.coverage.add(ds.name, self.symbol, part)
+                if proven != [done]:
+                    summary.add_note(
+                        f"{ds.name} {self.symbol} {done[0]}..{done[1]}: no rows landed inside the listing (none "
+                        "answered, or all quarantined); not recorded as covered, retried on the next run"
+                    )
+                continue
+            self.sinks.coverage.add(ds.name, self.symbol, done)
+
+
+def _no_rows(landed: Landed, dataset: Dataset) -> bool:
+    frame = landed.frames.get(dataset.name)
+    return frame is None or frame.empty
+
+
 def backfill_symbol(
     source: Source,
     sinks: Sinks,
@@ -219,10 +272,12 @@ def backfill_symbol(
     summary: JobSummary,
     now: pd.Timestamp,
     progress: Progress | None = None,
+    listings: Listings | None = None,
 ) -> None:
     """Backfill one symbol's units of ``span``, resuming where coverage ends; ``progress`` gets each unit's sessions
-    (see :func:`sessions_fetched`)."""
-    last_done = last_complete_day(now)
+    (see :func:`sessions_fetched`); ``listings`` proves empty ranges (default: the source's ``listing`` method, if
+    it has one)."""
+    covering = _Covering(sinks, symbol, now, listings or getattr(source, "listing", None))
     todo = todo_units(source, sinks, symbol, span)
     summary.add_skipped(len(source.units(span)) - len(todo))
     for lo, hi in todo:
@@ -234,12 +289,9 @@ def backfill_symbol(
             batch = source.fetch(symbol, (lo, hi), now)
         finally:
             _unit_step.reset(token)
-        land(sinks, batch, summary, now.floor("us"))
-        # Only now are the unit's rows durable; its coverage ends at the last day whose rows are all knowable.
-        complete_to = min(hi, last_done)
-        if complete_to >= lo:
-            for ds in source.datasets:
-                sinks.coverage.add(ds.name, symbol, (lo, complete_to))
+        landed = land(sinks, batch, summary, now.floor("us"))
+        # Only now are the unit's rows durable.
+        covering.record(source.datasets, (lo, hi), landed, summary)
         share.finish()
 
 
@@ -252,12 +304,13 @@ def run_units(
     now: pd.Timestamp,
     workers: int = 4,
     progress: Progress | None = None,
+    listings: Listings | None = None,
 ) -> JobSummary:
     """Backfill ``symbols`` over ``span`` (New York dates) from ``source``, in parallel, and say what happened.
 
     ``now`` (UTC) decides what is knowable; ``progress(n)`` is called, from one thread at a time, as ``n`` more
     sessions are done: in all, :func:`planned_work` of the same arguments, less what units that failed (or were
-    stopped) had left.
+    stopped) had left. ``listings`` proves empty ranges (see :func:`backfill_symbol`).
     """
     summary = JobSummary(source.job)
     lock = threading.Lock()
@@ -269,7 +322,7 @@ def run_units(
 
     def one(symbol: str) -> None:
         try:
-            backfill_symbol(source, sinks, symbol, span, summary, now, report)
+            backfill_symbol(source, sinks, symbol, span, summary, now, report, listings)
         except IngestionError as exc:
             summary.add_error(symbol, str(exc))
             log.warning("%s of %s stopped: %s (its completed units are kept; rerun to resume)", source.job, symbol, exc)

@@ -3,13 +3,15 @@
 ``/api/stock/{ticker}/ohlc/{candle_size}`` is a different product, and the differences are handled here rather than
 hidden:
 
-* **Prices are as traded** (not split-adjusted): rows carry ``adjusted=False``, so a reader can tell them from
-  Polygon's adjusted bars; across a split the derived returns of fallback rows see the split.
+* **Prices are as traded** (not split-adjusted), the same basis as the Polygon bars the job stores
+  (``adjusted=false``): rows carry ``adjusted=False`` and the derived features treat them alike, split-aware from
+  the ``corporate_actions`` known at each bar, so a unit from the fallback beside one from Polygon is continuous.
 * **Candle times**: minute candles carry ``start_time``/``end_time``; daily candles carry only a ``date``, stamped
-  here like Polygon's (window start at New York midnight, event time at the session close).
+  here like Polygon's (window start at New York midnight, event time from ``ohlcv_daily``'s publication rule).
 * **Volume** is the candle's own ``volume`` (``total_volume`` is the day's running total and is not used). There
   is no vwap and no trade count: they are null, never invented.
-* Every row records ``source="unusual_whales"``.
+* Every row records ``source="unusual_whales"`` (:data:`SOURCE`); with ``adjusted=False`` that names the basis
+  too: candles as traded, never adjusted.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ingestion import calendar
-from ingestion.datasets import ENTITY_KEY, EVENT_TS
+from ingestion import calendar, publication
+from ingestion.datasets import ENTITY_KEY, EVENT_TS, OHLCV_DAILY, OHLCV_MINUTE
 from ingestion.polygon.parse import BAR_COLUMNS
 from ingestion.rejects import ParseResult, Rejected
 
@@ -64,8 +66,9 @@ def uw_bars(
         frame, days = frame[keep], days[keep]
         sessions = pd.DatetimeIndex(days)
         opens = sessions.tz_localize(calendar.NEW_YORK).tz_convert("UTC")
-        closes = pd.to_datetime(calendar.session_closes(sessions)).tz_localize("UTC")
-        return ParseResult(_standard(frame, symbol, pd.Series(opens), pd.Series(closes)), rejected)
+        # Published when Polygon's would be (the dataset's rule), so a fallback unit has the same knowledge time.
+        published = publication.published_days(OHLCV_DAILY, pd.Series(sessions.date))
+        return ParseResult(_standard(frame, symbol, pd.Series(opens), published), rejected)
     frames = []
     for day in calendar.sessions(start, end):
         parsed = client.fetch_ohlc(symbol, "1m", date=day.date())
@@ -76,4 +79,6 @@ def uw_bars(
         empty = pd.DataFrame({c: [] for c in ("open", "high", "low", "close", "volume")})
         return ParseResult(_standard(empty, symbol, pd.Series([], dtype=object), pd.Series([], dtype=object)), rejected)
     starts = pd.to_datetime(frame["start_time"], utc=True)
-    return ParseResult(_standard(frame, symbol, starts, starts + pd.Timedelta(minutes=1)), rejected)
+    ends_us = (starts + pd.Timedelta(minutes=1)).dt.as_unit("us").astype("int64").to_numpy()
+    published = pd.Series(pd.to_datetime(publication.published_at(OHLCV_MINUTE, ends_us), unit="us", utc=True))
+    return ParseResult(_standard(frame, symbol, starts, published), rejected)

@@ -5,8 +5,9 @@ resumes from coverage, lands the rows (quarantine, metrics, summary) and records
 the rows are durable and only up to the last closed session. For each symbol and calendar month of ``[start, end]``
 (New York dates), one unit fetches, reporting progress day by day (:func:`~ingestion.jobs.engine.sessions_fetched`):
 
-* flow alerts per session day D, windowed ``newer_than = close(D-1)``, ``older_than = close(D)`` and paged, because
-  an alert belongs to the first session close at or after it (:mod:`ingestion.unusual_whales.aggregates`);
+* flow alerts per session day D, windowed ``newer_than = end(D-1)``, ``older_than = end(D)`` and paged, because
+  an alert belongs to the first options-day end (close + 15 min) at or after it
+  (:mod:`ingestion.unusual_whales.aggregates`, :mod:`ingestion.publication`);
 * options volume of the unit's sessions (one call, ``date`` = the last session, ``limit`` = their count);
 * dark-pool prints per session day with ``/api/darkpool/{ticker}?date=`` from the session *before* the unit, whose
   after-hours prints roll into the unit's first day;
@@ -30,15 +31,17 @@ from typing import Any, Final
 
 import pandas as pd
 
-from ingestion import calendar
+from ingestion import calendar, publication
 from ingestion.datasets import (
     DARK_POOL_DAILY,
     ENTITY_KEY,
     ETF_FLOW_DAILY,
     EVENT_TS,
+    FLOW_ALERTS,
     INSIDER_ACTIVITY,
     OHLCV_DAILY,
     OPTIONS_FLOW_DAILY,
+    OPTIONS_FLOW_INTRADAY,
     Dataset,
 )
 from ingestion.errors import ClientError
@@ -52,6 +55,7 @@ from ingestion.jobs.engine import (
     run_units,
     sessions_fetched,
 )
+from ingestion.jobs.flow_intraday import intraday_frames
 from ingestion.jobs.landing import Batch, Sinks
 from ingestion.jobs.progress import progress_bar
 from ingestion.jobs.summary import JobSummary
@@ -64,24 +68,26 @@ from ingestion.unusual_whales.timestamps import new_york_day_start
 
 log = logging.getLogger(__name__)
 
-FLOW_DATASETS: Final[tuple[Dataset, ...]] = (OPTIONS_FLOW_DAILY, DARK_POOL_DAILY, INSIDER_ACTIVITY, ETF_FLOW_DAILY)
+FLOW_DATASETS: Final[tuple[Dataset, ...]] = (
+    OPTIONS_FLOW_DAILY, DARK_POOL_DAILY, INSIDER_ACTIVITY, ETF_FLOW_DAILY, FLOW_ALERTS, OPTIONS_FLOW_INTRADAY,
+)  # fmt: skip
 INSIDER_HISTORY_DAYS: Final = 120
 SOURCE: Final = "unusual_whales"
 
 
-def _seconds(ts: pd.Timestamp) -> int:
-    return int(ts.value // 1_000_000_000)
-
-
 def consolidated_volume(data_dir: Path, symbol: str, lo: dt.date, hi: dt.date) -> pd.DataFrame | None:
-    """``symbol, date, volume`` of the stored ``ohlcv_daily`` bars on ``[lo, hi]`` (unadjusted preferred, since UW
-    prints are unadjusted shares), or None when none is stored."""
+    """``symbol, date, volume`` of the stored ``ohlcv_daily`` bars on ``[lo, hi]``, or None when none is stored.
+
+    Only bars as traded (``adjusted=False``): Unusual Whales prints are shares as traded, so the share of volume
+    divides like by like. Split-adjusted rows an older version stored are never used (a split would move the
+    ratio by its factor); a day with only such a row has no consolidated volume, and its share is null.
+    """
     bars = read_dataset(
         data_dir, OHLCV_DAILY, [symbol], new_york_day_start(lo), new_york_day_start(hi + dt.timedelta(days=1))
     )
+    bars = bars[~bars["adjusted"].astype(bool)] if len(bars) else bars
     if bars.empty:
         return None
-    bars = bars.sort_values("adjusted", ascending=False, kind="stable")
     out = pd.DataFrame(
         {
             ENTITY_KEY: bars[ENTITY_KEY],
@@ -98,6 +104,7 @@ def fetch_flow_unit(
     unit: Interval,
     now: pd.Timestamp,
     volume: pd.DataFrame | None = None,
+    data_dir: Path | None = None,
 ) -> Batch:
     """The four datasets' rows of ``symbol`` for New York days ``unit`` (already clipped to closed sessions)."""
     lo, hi = unit
@@ -105,9 +112,8 @@ def fetch_flow_unit(
 
     alerts = []
     prints = [client.fetch_dark_pool(symbol, calendar.previous_session(lo).date())]
-    for day in days:
-        newer = _seconds(calendar.session_close(calendar.previous_session(day)))
-        older = _seconds(calendar.session_close(day))
+    ends = publication.day_ends(OPTIONS_FLOW_DAILY, [calendar.previous_session(lo).date(), *days]) // 1_000_000
+    for day, newer, older in zip(days, ends[:-1].tolist(), ends[1:].tolist(), strict=True):
         alerts.append(client.fetch_flow_alerts(newer, older, ticker_symbol=symbol))
         prints.append(client.fetch_dark_pool(symbol, day))
         # A day's alerts and prints are most of a unit's requests: the progress bar moves day by day.
@@ -126,10 +132,17 @@ def fetch_flow_unit(
     merged_prints = ParseResult.concat(prints)
     results = [merged_alerts, merged_prints, insiders, *(r for r in (opt_volume, etf) if r is not None)]
 
+    # Quiet days of the unit are zeros, not missing rows (that would carry the previous day's counts forward).
     flow = aggregates.options_flow_daily(
-        merged_alerts.frame, opt_volume.frame if opt_volume is not None else None, now=now
+        merged_alerts.frame,
+        opt_volume.frame if opt_volume is not None else None,
+        now=now,
+        sessions=days,
+        symbols=[symbol],
     )
-    dark = aggregates.dark_pool_daily(merged_prints.frame, consolidated_volume=volume, now=now)
+    dark = aggregates.dark_pool_daily(
+        merged_prints.frame, consolidated_volume=volume, now=now, sessions=days, symbols=[symbol]
+    )
     insider = aggregates.insider_activity(insiders.frame, now=now)
     etf_rows = aggregates.etf_flow_daily(etf.frame, now=now) if etf is not None else None
     frames = {
@@ -142,6 +155,11 @@ def fetch_flow_unit(
         )
         if frame is not None
     }
+    if data_dir is not None:
+        # The raw alerts and their rolling windows (ingestion.jobs.flow_intraday); data_dir: what is stored already.
+        intraday, extra = intraday_frames(client, symbol, unit, merged_alerts, now, data_dir)
+        frames.update(intraday)
+        results += extra
     return Batch(SOURCE, frames, [r for res in results for r in res.rejected])
 
 
@@ -174,7 +192,7 @@ class FlowSource:
             # Nothing of this unit is knowable yet: no request, and a later run fetches it.
             return Batch(SOURCE)
         volume = consolidated_volume(self.data_dir, symbol, lo, complete_to)
-        return fetch_flow_unit(self.client, symbol, (lo, complete_to), now, volume)
+        return fetch_flow_unit(self.client, symbol, (lo, complete_to), now, volume, self.data_dir)
 
 
 def flow_client(rt: Runtime, workers: int = 4, **kw: Any) -> EnhancedUnusualWhalesClient:
@@ -221,7 +239,7 @@ def backfill_flow(
     finally:
         if client is None:
             uw.close()
-    summary.touch(ds.name for ds in FLOW_DATASETS if part_files(sinks.offline.data_dir, ds))
+    summary.touch(ds.name for ds in FLOW_DATASETS if ds.is_feature_view and part_files(sinks.offline.data_dir, ds))
     return summary
 
 

@@ -11,6 +11,8 @@ A single age limit suits no view: a daily view is 64 hours old on a Monday morni
   outside hours at most that much older than the last session's close (:class:`MarketHours`);
 * ``insider_activity``: filings are sparse, so the age of the newest says nothing; the view is judged by its
   presence in the registry, and the newest filing's age is shown (:class:`Sparse`);
+* ``options_flow_intraday`` gets rows only where an alert enters or leaves a window, so it is judged like the
+  insider view (:class:`Sparse`); ETF flows are published the next morning, so their session is due a day later;
 * ETF flow exists only for ETFs, and not every symbol has insider filings. The project holds no list of ETFs (only
   the simulated market knows its four), so for these views a symbol with no value is skipped with a line saying so,
   not called unhealthy (``ViewRule.absent``).
@@ -28,7 +30,14 @@ from typing import Protocol
 import pandas as pd
 
 from ingestion import calendar
-from ingestion.datasets import ETF_FLOW_DAILY, FEATURE_DATASETS, INSIDER_ACTIVITY, OHLCV_MINUTE, REALTIME_QUOTES
+from ingestion.datasets import (
+    ETF_FLOW_DAILY,
+    FEATURE_DATASETS,
+    INSIDER_ACTIVITY,
+    OHLCV_MINUTE,
+    OPTIONS_FLOW_INTRADAY,
+    REALTIME_QUOTES,
+)
 from ingestion.errors import ConfigError
 
 MINUTE, HOUR = 60.0, 3600.0
@@ -37,6 +46,9 @@ PUBLICATION_GRACE = 12 * HOUR
 two of the close, and the daily jobs run in the evening or overnight (until 04:00 New York after a 16:00 close)."""
 QUOTE_MAX_AGE = 2 * MINUTE
 """The stream writes quotes every 100 ms: two quiet minutes on a listed symbol mean the stream is not running."""
+NEXT_MORNING_GRACE = 24 * HOUR
+"""ETF flows are published the next morning (see ``datasets.ETF_FLOW_DAILY``'s publication rule), so the daily job
+that lands them runs during the next session: a session's value is due a day after its close, not overnight."""
 LAST_BAR_SLACK = 5 * MINUTE
 """A symbol with no trade in the session's last minutes has no bars for them: its last minute bar ends earlier."""
 
@@ -159,7 +171,11 @@ _SPECIAL: dict[str, ViewRule] = {
     OHLCV_MINUTE.name: ViewRule(LastSession(slack=LAST_BAR_SLACK)),
     REALTIME_QUOTES.name: ViewRule(MarketHours(QUOTE_MAX_AGE)),
     INSIDER_ACTIVITY.name: ViewRule(Sparse(), "no insider filing online (ETFs and many stocks have none)"),
-    ETF_FLOW_DAILY.name: ViewRule(LastSession(), "not an ETF, or never backfilled (in-outflow exists only for ETFs)"),
+    ETF_FLOW_DAILY.name: ViewRule(
+        LastSession(grace=NEXT_MORNING_GRACE), "not an ETF, or never backfilled (in-outflow exists only for ETFs)"
+    ),
+    # Rows come only where a window changes: a symbol with no alert for an hour has no new row, and that is fresh.
+    OPTIONS_FLOW_INTRADAY.name: ViewRule(Sparse(), "no flow alert collected for it (run `stream --flow`)"),
 }
 _MARKET_HOURS = {OHLCV_MINUTE.name, REALTIME_QUOTES.name}
 

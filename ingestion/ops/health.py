@@ -69,16 +69,12 @@ def check_data_dir(s: Settings) -> Check:
 
 
 def check_registry(s: Settings, redis_url: str) -> tuple[Check, Any]:
+    """The repo's views in whatever registry its yaml names (file or SQL), read through Feast's registry API."""
     from ingestion.datasets import FEATURE_DATASETS
-    from ingestion.store.feast_repo import open_store
+    from ingestion.store.registry_probe import probe_registry
 
-    if not s.registry_path.exists():
-        return Check("registry", False, f"no registry at {s.registry_path}: run `python -m ingestion apply`"), None
-    store = open_store(s, redis_url)
-    missing = {d.name for d in FEATURE_DATASETS} - {v.name for v in store.list_feature_views()}
-    if missing:
-        return Check("registry", False, f"views not applied: {', '.join(sorted(missing))}; run apply"), store
-    return Check("registry", True, f"{len(FEATURE_DATASETS)} feature views applied"), store
+    probe = probe_registry(s, redis_url, {d.name for d in FEATURE_DATASETS})
+    return Check("registry", probe.ok, probe.detail), probe.store
 
 
 def check_vendor(vendor: str, base_url: str, key: str | None, path: str, hint: str) -> Check:
@@ -146,6 +142,7 @@ def run_health(
     *,
     vendors: bool = True,
     now: float | None = None,
+    skew: bool = False,
 ) -> HealthReport:
     """Every check, in dependency order: a failed Redis or data dir check skips what needs them (the registry and
     the online values are read through both). ``max_age`` as for :func:`check_freshness` (None: every view's rule)."""
@@ -168,7 +165,22 @@ def run_health(
     report.checks.append(registry)
     if store is not None and registry.ok:
         report.checks.extend(check_freshness(store, symbols, max_age, now))
+        if skew:
+            report.checks.append(check_skew(store, symbols))
     return report
+
+
+def check_skew(store: Any, symbols: Iterable[str]) -> Check:
+    """Online against point-in-time offline values of the services, now (:mod:`ingestion.ops.skew`)."""
+    from ingestion.ops.skew import measure_skew
+
+    result = measure_skew(store, list(symbols))
+    bad = [f"{f.view}:{f.feature}" for f in result.features if f.different]
+    total = sum(f.compared for f in result.features)
+    if bad:
+        listed = ", ".join(bad[:5])
+        return Check("skew", False, f"{result.differences} of {total} values differ online vs offline: {listed}")
+    return Check("skew", True, f"0 of {total} values differ online vs offline")
 
 
 def serve_health(report: Callable[[], HealthReport], port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:

@@ -1,12 +1,15 @@
-"""When a Polygon bar becomes knowable: the end of its window, in UTC microseconds.
+"""When a Polygon bar is published: after its window is over and final, in UTC microseconds.
 
 Polygon stamps an aggregate with ``t`` = epoch **milliseconds** UTC at the **start** of its window, and stamps daily
-and longer bars at New York midnight. A bar is only knowable when its window closes:
+and longer bars at New York midnight. A bar is published when its window is final, by the rules of
+:data:`~ingestion.datasets.OHLCV_MINUTE` and :data:`~ingestion.datasets.OHLCV_DAILY` (:mod:`ingestion.publication`):
 
-* second / minute / hour bars: ``start + multiplier x span``;
-* day / week / month / quarter / year bars: the regular-hours **close of the last NYSE session** in the window
-  (16:00 New York, or the early close on a half day), from :mod:`ingestion.calendar`. Stamping a daily bar at its
-  midnight start would hand a whole session of future prices to every training row.
+* second / minute / hour bars: ``start + multiplier x span`` plus the minute bars' publication delay (late trades
+  still change a bar for a few seconds after its window);
+* day / week / month / quarter / year bars: the end of Polygon's day of the **last NYSE session** in the window
+  (20:00 New York: the daily volume counts extended hours) plus the daily bars' delay. Stamping a daily bar at its
+  midnight start would hand a whole session of future prices to every training row; at the 16:00 close, four hours
+  of volume.
 
 A calendar window with no session in it (a weekend-only window, a date before the calendar starts) has no close; the
 caller quarantines such rows rather than inventing a time.
@@ -18,7 +21,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ingestion import calendar
+from ingestion import calendar, publication
+from ingestion.datasets import OHLCV_DAILY, OHLCV_MINUTE
 
 FIXED_SPANS_US: dict[str, int] = {"second": 1_000_000, "minute": 60_000_000, "hour": 3_600_000_000}
 CALENDAR_SPANS = frozenset({"day", "week", "month", "quarter", "year"})
@@ -49,12 +53,13 @@ def new_york_midnight_us(days: pd.DatetimeIndex) -> Int64Array:
 
 
 def window_ends_us(start_ms: Int64Array, timespan: str, multiplier: int) -> tuple[Int64Array, BoolArray]:
-    """Window end of each bar (epoch us UTC) and a mask of rows that have one (see the module docstring)."""
+    """Publication time of each bar (epoch us UTC) and a mask of rows that have one (see the module docstring)."""
     check_span(timespan, multiplier)
     start_us = start_ms * 1000
     fixed = FIXED_SPANS_US.get(timespan)
     if fixed is not None:
-        return start_us + multiplier * fixed, np.ones(len(start_ms), dtype=np.bool_)
+        ends = publication.published_at(OHLCV_MINUTE, start_us + multiplier * fixed)
+        return ends, np.ones(len(start_ms), dtype=np.bool_)
     if len(start_ms) == 0:
         return np.empty(0, dtype=np.int64), np.ones(0, dtype=np.bool_)
     days = new_york_days(start_ms)
@@ -63,7 +68,7 @@ def window_ends_us(start_ms: Int64Array, timespan: str, multiplier: int) -> tupl
     ends = np.zeros(len(start_ms), dtype=np.int64)
     if len(sessions) == 0:
         return ends, np.zeros(len(start_ms), dtype=np.bool_)
-    closes = calendar.session_closes(sessions).astype(np.int64)
+    closes = publication.day_final(OHLCV_DAILY, sessions)
     last = sessions.searchsorted(window_stop, side="left") - 1
     has = last >= 0
     safe = np.where(has, last, 0)

@@ -101,6 +101,18 @@ class PolygonClient:
     def get_ticker_news(self, symbol: str, limit: int = 100) -> pd.DataFrame:
         return self.rest.get_ticker_news(symbol, limit)
 
+    def get_splits(
+        self, symbol: str, from_date: DateLike | None = None, to_date: DateLike | None = None
+    ) -> pd.DataFrame:
+        """See :meth:`PolygonRESTClient.get_splits`: ``corporate_actions`` rows of kind ``split``."""
+        return self.rest.get_splits(symbol, from_date, to_date)
+
+    def get_dividends(
+        self, symbol: str, from_date: DateLike | None = None, to_date: DateLike | None = None
+    ) -> pd.DataFrame:
+        """See :meth:`PolygonRESTClient.get_dividends`: ``corporate_actions`` rows of kind ``dividend``."""
+        return self.rest.get_dividends(symbol, from_date, to_date)
+
     def start_websocket(
         self,
         channels: str | Iterable[str],

@@ -27,6 +27,7 @@ from ingestion.config import POLYGON_DEFAULT_BASE_URL, settings
 from ingestion.errors import ConfigError, IngestionError
 from ingestion.http import DEFAULT_MAX_PAGES, CacheTTL, HTTPResult, VendorHTTP, paginate
 from ingestion.polygon import envelope
+from ingestion.polygon.actions import parse_dividends, parse_splits
 from ingestion.polygon.parse import parse_aggs
 from ingestion.polygon.reference import parse_news, parse_ticker_details
 from ingestion.polygon.ticks import parse_quotes, parse_trades
@@ -253,6 +254,49 @@ class PolygonRESTClient:
         joined = ParseResult.concat(results)
         self._reject(joined.rejected)
         return AggregatesBatch(frame=joined.frame, errors=errors, rejected=joined.rejected)
+
+    # -- corporate actions ---------------------------------------------------------------------------------------
+
+    def fetch_splits(
+        self, symbol: str, from_date: DateLike | None = None, to_date: DateLike | None = None, limit: int = 1000
+    ) -> ParseResult:
+        """Splits of ``symbol`` (execution dates in ``[from_date, to_date]`` when given; all history otherwise), every
+        page, as ``corporate_actions`` rows of kind ``split`` (:func:`~ingestion.polygon.actions.parse_splits`)."""
+        return self._actions("splits", "execution_date", symbol, from_date, to_date, limit)
+
+    def fetch_dividends(
+        self, symbol: str, from_date: DateLike | None = None, to_date: DateLike | None = None, limit: int = 1000
+    ) -> ParseResult:
+        """Cash dividends of ``symbol`` (ex-dividend dates in ``[from_date, to_date]`` when given), every page, as
+        ``corporate_actions`` rows of kind ``dividend`` (:func:`~ingestion.polygon.actions.parse_dividends`)."""
+        return self._actions("dividends", "ex_dividend_date", symbol, from_date, to_date, limit)
+
+    def get_splits(
+        self, symbol: str, from_date: DateLike | None = None, to_date: DateLike | None = None
+    ) -> pd.DataFrame:
+        """:meth:`fetch_splits` as a frame; refused rows go to ``on_rejected``."""
+        return self._frame(self.fetch_splits(symbol, from_date, to_date))
+
+    def get_dividends(
+        self, symbol: str, from_date: DateLike | None = None, to_date: DateLike | None = None
+    ) -> pd.DataFrame:
+        """:meth:`fetch_dividends` as a frame; refused rows go to ``on_rejected``."""
+        return self._frame(self.fetch_dividends(symbol, from_date, to_date))
+
+    def _actions(
+        self, kind: str, date_field: str, symbol: str, lo: DateLike | None, hi: DateLike | None, limit: int
+    ) -> ParseResult:
+        params: dict[str, Any] = {
+            "ticker": symbol.strip().upper(), "order": "asc", "sort": date_field, "limit": max(1, min(limit, 1000)),
+        }  # fmt: skip
+        if lo is not None:
+            params[f"{date_field}.gte"] = as_date(lo).isoformat()
+        if hi is not None:
+            params[f"{date_field}.lte"] = as_date(hi).isoformat()
+        parse = parse_splits if kind == "splits" else parse_dividends
+        # A short cache: the list grows whenever an action is announced, and the daily job must see it that day.
+        pages = self._pages(kind, f"/v3/reference/{kind}", params, CacheTTL.NEWS)
+        return ParseResult.concat(parse(page.body, endpoint=kind) for page in pages)
 
     # -- reference and ticks -------------------------------------------------------------------------------------
 

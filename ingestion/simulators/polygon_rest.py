@@ -12,6 +12,9 @@ Routes (names in brackets are the route names :class:`~ingestion.simulators.faul
 * ``[grouped]`` ``/v2/aggs/grouped/locale/us/market/stocks/{date}``: one daily bar per symbol, ``T`` = ticker,
   ``t`` = the **end** of the session (16:00 New York, or the early close) in epoch ms.
 * ``[ticker]`` ``/v3/reference/tickers/{ticker}`` (``date=`` point in time): listing facts and market cap.
+* ``[splits]`` ``/v3/reference/splits`` and ``[dividends]`` ``/v3/reference/dividends``: the market's corporate
+  actions known by its clock, filters, sort, order and cursor paging (see
+  :mod:`ingestion.simulators.polygon_corporate_actions`).
 * ``[news]`` ``/v2/reference/news``: deterministic articles, ``ticker`` / ``published_utc[.gte|.gt|.lte|.lt]`` filters,
   ``order``, ``limit`` (max 1000), cursor paging.
 * ``[trades]`` ``/v3/trades/{ticker}`` and ``[quotes]`` ``/v3/quotes/{ticker}``: nanosecond timestamps,
@@ -19,7 +22,8 @@ Routes (names in brackets are the route names :class:`~ingestion.simulators.faul
   cursor paging. Trades are exactly those the WebSocket replays, so both agree with the bars.
 
 Auth is ``Authorization: Bearer <key>`` or ``?apiKey=``; each accepted key has a :class:`Plan` (request rate and
-entitlements). Errors use the bodies Polygon sends (401 ``API Key was not provided``, 403 ``NOT_AUTHORIZED``, 429).
+entitlements; a plan's years of history count back from the market's clock, else the server's date). Errors use the
+bodies Polygon sends (401 ``API Key was not provided``, 403 ``NOT_AUTHORIZED``, 429).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from ingestion import calendar
+from ingestion.simulators import polygon_corporate_actions as actions
 from ingestion.simulators import polygon_ticks as ticks
 from ingestion.simulators.http import Handler, Request, Response, Route, SimClock, SimServer, bearer_or_query_key
 from ingestion.simulators.keys import POLYGON_SIM_KEY
@@ -144,10 +149,11 @@ class PolygonRestServer(SimServer):
         return pd.Timestamp(self.clock.now(), unit="s", tz="UTC").tz_convert(NY).date()  # type: ignore[no-any-return]
 
     def too_old(self, request: Request, first: dt.date) -> bool:
+        """Whether ``first`` lies beyond the plan's history, counted back from the market's clock (else today)."""
         plan = self.plan_of(request)
         if plan.history_years is None:
             return False
-        today = self.today()
+        today = self.market.as_of or self.today()
         return first < today.replace(year=today.year - plan.history_years)
 
 
@@ -233,6 +239,8 @@ def _routes(server: PolygonRestServer) -> list[Route]:
         ),
         Route("grouped", r"/v2/aggs/grouped/locale/us/market/stocks/(?P<date>[^/]+)", _handler(_grouped, server)),
         Route("ticker", r"/v3/reference/tickers/(?P<ticker>[^/]+)", _handler(_ticker_details, server)),
+        Route("splits", r"/v3/reference/splits", _handler(_splits, server)),
+        Route("dividends", r"/v3/reference/dividends", _handler(_dividends, server)),
         Route("news", r"/v2/reference/news", _handler(_news, server)),
         Route("trades", r"/v3/trades/(?P<ticker>[^/]+)", _handler(_trades, server)),
         Route("quotes", r"/v3/quotes/(?P<ticker>[^/]+)", _handler(_quotes, server)),
@@ -490,7 +498,8 @@ def _ticker_details(server: PolygonRestServer, request: Request, p: dict[str, st
     rng = np.random.default_rng(_seed(market.seed, symbol, "reference"))
     # Shares outstanding as of `day`: today's count divided by the ratios of later splits, so that market cap
     # (raw close x shares) does not jump on a split.
-    shares = int(rng.integers(300_000_000, 6_000_000_000)) // int(market.split_factor(symbol, pd.Series([day]))[0])
+    today_shares = int(rng.integers(300_000_000, 6_000_000_000))
+    shares = today_shares // int(market.split_factor(symbol, pd.Series([day]), known=False)[0])
     close = _last_close(market, symbol, day)
     etf = symbol in ETFS
     results: dict[str, Any] = {
@@ -539,6 +548,29 @@ def _ticker_details(server: PolygonRestServer, request: Request, p: dict[str, st
         }
     )
     return Response.json({"request_id": request_id(), "results": results, "status": "OK"})
+
+
+# -- corporate actions ----------------------------------------------------------------------------------------------
+
+
+def _reference_page(server: PolygonRestServer, request: Request, endpoint: actions.Endpoint) -> Response:
+    q = _query(request)
+    try:
+        results, following = actions.page(server.market, endpoint, q)
+    except actions.QueryError as exc:
+        raise BadRequest(str(exc)) from exc
+    body: dict[str, Any] = {"results": results, "status": "OK", "request_id": request_id()}
+    if following is not None:
+        body["next_url"] = f"{_base_url(request)}{request.path}?cursor={encode_cursor(following)}"
+    return Response.json(body)
+
+
+def _splits(server: PolygonRestServer, request: Request, p: dict[str, str]) -> Response:
+    return _reference_page(server, request, actions.SPLITS)
+
+
+def _dividends(server: PolygonRestServer, request: Request, p: dict[str, str]) -> Response:
+    return _reference_page(server, request, actions.DIVIDENDS)
 
 
 # -- news ------------------------------------------------------------------------------------------------------------

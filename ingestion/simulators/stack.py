@@ -2,11 +2,13 @@
 
 ``SimulatorStack`` starts them on loopback and exposes the URLs the clients read from the environment
 (``POLYGON_BASE_URL``, ``POLYGON_WS_URL``: the stocks cluster URL, ``UW_BASE_URL``). ``with_uw=False`` leaves the
-Unusual Whales simulator out (a Polygon-only test).
+Unusual Whales simulator out (a Polygon-only test). ``as_of`` is the market's clock (see
+:class:`~ingestion.simulators.market.Market`); :meth:`SimulatorStack.set_as_of` moves it for every server at once.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,6 +24,7 @@ class SimulatorStack:
 
     Ports of 0 pick free ports. ``polygon_keys`` maps keys to plans (see :func:`polygon_rest_server`); the WebSocket
     accepts the same keys. ``record_ws=False`` turns off the WebSocket's ground-truth log (long-running processes).
+    ``as_of`` sets the clock of the (given or new) market: a shared market's clock moves for everyone using it.
     """
 
     def __init__(
@@ -39,8 +42,11 @@ class SimulatorStack:
         with_uw: bool = True,
         record_ws: bool = True,
         uw_tokens: Mapping[str, UWPlan] | Iterable[str] | None = None,
+        as_of: dt.date | str | None = None,
     ) -> None:
         self.market = market or Market(seed=seed)
+        if as_of is not None:
+            self.market.set_as_of(as_of)
         self.clock = clock or SimClock()
         self.polygon_rest: PolygonRestServer = polygon_rest_server(
             self.market, keys=polygon_keys, clock=self.clock, port=polygon_port
@@ -56,6 +62,10 @@ class SimulatorStack:
         self.uw: UWServer | None = (
             uw_server(self.market, tokens=uw_tokens, clock=self.clock, port=uw_port) if with_uw else None
         )
+
+    def set_as_of(self, day: dt.date | str | None) -> None:
+        """Move the market clock of every server (they share one market); None removes it."""
+        self.market.set_as_of(day)
 
     def start(self) -> SimulatorStack:
         started: list[Any] = []

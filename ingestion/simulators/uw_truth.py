@@ -5,6 +5,11 @@ first, and nothing is stored. Prices are *raw* (as traded on the day), as UW rep
 :class:`~ingestion.simulators.market.Market` minute bars, so an alert's ``underlying_price`` is a price the stock really
 printed in the simulated market.
 
+Flow alerts are published through each session at realistic rates (:meth:`UWTruth.alert_rate`, U-shaped through the
+day), each at its ``created_at``, which the server treats as the instant it becomes visible; a tenth are published
+minutes after their trades (:data:`LATE_ALERT_SHARE`). A poller whose windows overlap sees an alert again on every
+poll that covers it, as with the vendor.
+
 Relations that hold exactly (tests check each one):
 
 * **Flow alerts inside the options volume.** A day's option flow is background flow per minute plus the flow of the
@@ -59,6 +64,8 @@ _LAST_NAMES = ("MILLER", "OKAFOR", "TANAKA", "MORALES", "BERG", "KOWALSKI", "NGU
 _TITLES = ("CEO", "CFO", "COO", "General Counsel", "Director", "EVP Sales", "Chief Accounting Officer")
 _US = 1_000_000
 MINUTE_MS = 60_000
+LATE_ALERT_SHARE = 0.1
+"""Share of alerts published minutes (2 to 15) after their trades rather than within two minutes."""
 
 
 def uuid_from(*parts: object) -> str:
@@ -435,6 +442,13 @@ class UWTruth:
             int(put_oi),
         )
 
+    def alert_rate(self, symbol: str) -> float:
+        """Mean flow alerts per session: a few hundred for an index ETF, 60 to 160 for a stock (real UW flow has
+        thousands a day across all tickers, the busiest names hundreds)."""
+        if symbol in ETFS:
+            return 240.0
+        return float(self._rng(symbol, "alert-rate").uniform(60, 160))
+
     def _scale(self, symbol: str) -> float:
         """Average contracts per minute per side: ETFs and mega caps trade far more options."""
         base = float(self._rng(symbol, "activity").uniform(150, 600))
@@ -447,8 +461,9 @@ class UWTruth:
             return []
         open_us = int(minutes[0]) * 1000
         close_us = (int(minutes[-1]) + MINUTE_MS) * 1000
-        n = int(rng.poisson(50 if symbol in ETFS else 25))
-        created = np.sort(rng.integers(open_us, close_us - _US, n))
+        n = int(rng.poisson(self.alert_rate(symbol)))
+        # U-shaped through the session, as real flow is: busiest after the open and into the close.
+        created = np.sort(open_us + (rng.beta(0.7, 0.7, n) * (close_us - _US - open_us)).astype(np.int64))
         starts = bars["window_start_ms"].to_numpy()
         closes = bars["close"].to_numpy()
         vol = 0.18 if symbol in ETFS else float(self._rng(symbol, "iv").uniform(0.25, 0.7))
@@ -473,7 +488,11 @@ class UWTruth:
             trade_count = int(rng.integers(1, min(size, 60) + 1))
             rule = RULES[int(rng.choice(len(RULES), p=_RULE_WEIGHTS))]
             oi = int(rng.lognormal(7.0, 1.5))
-            start_ms = max(open_us // 1000, created_us // 1000 - int(rng.integers(50, 120_000)))
+            # Most alerts are published within two minutes of their trades; some are late by up to a quarter of an
+            # hour (the vendor's live capture shows 13 minutes), which is why their event time is created_at.
+            late = rng.random() < LATE_ALERT_SHARE
+            lag_ms = int(rng.integers(120_000, 900_000)) if late else int(rng.integers(50, 120_000))
+            start_ms = max(open_us // 1000, created_us // 1000 - lag_ms)
             out.append(
                 FlowAlert(
                     id=uuid_from(self.seed, "alert", symbol, day, i),

@@ -5,6 +5,9 @@
 (:mod:`ingestion.store.feast_config`). A Feast child gets this run's values through its environment
 (:func:`feast_env`), an in-process store through :func:`open_store`; neither writes a copy of the yaml, and the Redis
 password (the embedded server's, say) never reaches a file.
+
+Importing this module is cheap (no pandas, pyarrow or Feast): ``apply`` and ``plan`` only start a Feast child, and
+that child's start-up is what a team's CI waits for.
 """
 
 from __future__ import annotations
@@ -16,18 +19,21 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 import yaml
 
 from ingestion.config import Settings
-from ingestion.datasets import EVENT_TS, Dataset
 from ingestion.store.writable import require_writable
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from feast import FeatureStore
     from feast.field import Field
 
+    from ingestion.datasets import Dataset
+
 PROJECT = "market_data"
+# Feast's CLI as our commands run it: the same click commands, minus typeguard's import-time instrumentation.
+FEAST_CLI = (sys.executable, "-m", "ingestion.store.feast_launch")
 
 
 def offline_glob(data_dir: Path, dataset: Dataset) -> str:
@@ -37,6 +43,7 @@ def offline_glob(data_dir: Path, dataset: Dataset) -> str:
 
 def feast_dtype(dtype: pa.DataType) -> Any:
     """Feast type for an Arrow type. Only the types the datasets use are mapped; others are a definition bug."""
+    import pyarrow as pa
     from feast import types
 
     mapping: dict[pa.DataType, Any] = {
@@ -88,26 +95,26 @@ def render_store_yaml(settings: Settings, redis_url: str) -> Path:
 
 def feast_env(settings: Settings, redis_url: str | None = None) -> dict[str, str]:
     """Environment for a Feast child: this process's, plus the data dir and Redis (``redis_url`` or the settings')
-    that the repo's yaml reads, and no typeguard cost.
+    that the repo's yaml reads.
 
     The Redis URL (it may hold the embedded server's password) travels only here: a process's environment is
-    readable by its own user alone, unlike its command line. PYTHONOPTIMIZE makes Feast skip typeguard's runtime
-    checks, which cut ``import feast`` from about 6 s to 1.4 s (feast-notes). It is only set for Feast children:
-    pytest itself needs its asserts.
+    readable by its own user alone, unlike its command line. No PYTHONOPTIMIZE: it is fast only where optimised
+    bytecode was compiled beforehand, and slower than nothing on a fresh install; our Feast children skip
+    typeguard's cost through :mod:`ingestion.store.feast_launch` instead.
     """
     from ingestion.store.feast_config import feast_environment
 
     env = {**os.environ, **feast_environment(settings, redis_url)}
-    env.setdefault("PYTHONOPTIMIZE", "1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(settings.repo_path.parent), env.get("PYTHONPATH", "")) if p)
     return env
 
 
 def feast_cli(settings: Settings, redis_url: str, *args: str, capture: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the real ``feast`` CLI on the repo and its own yaml, e.g. ``feast_cli(s, url, "apply")``."""
+    """Run the real ``feast`` CLI on the repo and its own yaml, e.g. ``feast_cli(s, url, "apply")``, started
+    without typeguard's import cost (:mod:`ingestion.store.feast_launch`)."""
     # An unwritable data dir ends here in one line, not in a traceback from Feast's registry.
     require_writable(settings.data_dir)
-    cmd = [sys.executable, "-m", "feast.cli.cli", "-c", str(settings.repo_path), *args]
+    cmd = [*FEAST_CLI, "-c", str(settings.repo_path), *args]
     env = feast_env(settings, redis_url)
     return subprocess.run(cmd, env=env, capture_output=capture, text=True, check=False, timeout=600)
 
@@ -123,7 +130,7 @@ def open_store(settings: Settings, redis_url: str) -> FeatureStore:
 
 
 __all__ = [
-    "EVENT_TS",
+    "FEAST_CLI",
     "PROJECT",
     "feast_cli",
     "feast_dtype",

@@ -170,3 +170,35 @@ def connect(url: str, **kwargs: Any) -> redis.Redis | RedisCluster:
         return redis.Redis(unix_socket_path=target.socket_path, db=target.db, **common)
     host, port = target.nodes[0]
     return redis.Redis(host=host, port=port, db=target.db, **common)
+
+
+def parse_connection_string(connection_string: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """Feast's ``host:port,key=value,...``: the nodes, and the options JSON-decoded where they are JSON (as Feast)."""
+    nodes: list[tuple[str, int]] = []
+    options: dict[str, Any] = {}
+    for item in connection_string.split(","):
+        key, eq, value = item.partition("=")
+        if not eq:
+            host, _, port = item.rpartition(":")
+            nodes.append((host or item, int(port) if port.isdigit() and host else 6379))
+            continue
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return nodes, options
+
+
+def connect_feast(kind: str, connection_string: str, sentinel_master: str = "mymaster") -> redis.Redis | RedisCluster:
+    """A redis-py client for a Feast ``online_store`` block's target (``redis_type``, ``connection_string``)."""
+    nodes, options = parse_connection_string(connection_string)
+    if kind == "redis_cluster":
+        return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes], **options)  # type: ignore[no-untyped-call]
+    if kind == "redis_sentinel":
+        from redis.sentinel import Sentinel
+
+        sentinel = Sentinel(nodes, **options)  # type: ignore[no-untyped-call]
+        master: redis.Redis = sentinel.master_for(sentinel_master)  # type: ignore[no-untyped-call]
+        return master
+    host, port = nodes[0]
+    return redis.Redis(host=host, port=port, **options)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ingestion import calendar
+from ingestion import calendar, publication
 from ingestion.datasets import CREATED_TS, EVENT_TS, OHLCV_MINUTE, REALTIME_QUOTES
 
 MINUTE_MS = 60_000
@@ -352,9 +352,11 @@ class Aggregator:
         closed, self._closed = self._closed, []
         names = ["symbol", "window_start", "open", "high", "low", "close", "volume", "transactions", "_notional"]
         frame = pd.DataFrame(closed, columns=names)
-        start = pd.to_datetime(np.asarray(frame["window_start"], dtype=np.int64), unit="ms", utc=True)
-        frame["window_start"] = start
-        frame[EVENT_TS] = start + pd.Timedelta(milliseconds=MINUTE_MS)
+        start_ms = np.asarray(frame["window_start"], dtype=np.int64)
+        frame["window_start"] = pd.to_datetime(start_ms, unit="ms", utc=True)
+        # Knowledge time as for a REST minute bar (the dataset's publication rule), so both sources agree.
+        ends_us = (start_ms + MINUTE_MS) * 1000
+        frame[EVENT_TS] = pd.to_datetime(publication.published_at(OHLCV_MINUTE, ends_us), unit="us", utc=True)
         frame[CREATED_TS] = created
         volume = frame["volume"].astype("float64")
         frame["volume"] = volume

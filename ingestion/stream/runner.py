@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ingestion.ops.health import Check, HealthReport
     from ingestion.runtime import Runtime
     from ingestion.stream.bridge import StreamBridge
+    from ingestion.stream.flow import FlowFeed
 
 # Quotes of a live stream older than two minutes mean the stream is not flowing.
 LIVE_QUOTE_MAX_AGE_S = 120.0
@@ -38,6 +39,9 @@ class StreamOptions:
     sim_rate: float = 5_000.0
     sim_day: str | None = None
     sim_start_minute: int = 30
+    flow: bool = False
+    """Also run the Unusual Whales flow collector (:mod:`ingestion.stream.flow`) beside the WebSocket stream."""
+    flow_interval_s: float = 5.0
 
 
 def parse_symbols(raw: str) -> list[str]:
@@ -97,10 +101,12 @@ class StreamHealth:
         self.symbols = [] if symbols == ["*"] else list(symbols)
         self.max_quote_age_s = max_quote_age_s
         self._running: tuple[Runtime, StreamBridge] | None = None
+        self._flow: FlowFeed | None = None
 
-    def attach(self, rt: Runtime, bridge: StreamBridge) -> None:
-        """The bridge is about to run on ``rt``."""
+    def attach(self, rt: Runtime, bridge: StreamBridge, flow: FlowFeed | None = None) -> None:
+        """The bridge (and the flow collector, with ``--flow``) is about to run on ``rt``."""
         self._running = (rt, bridge)
+        self._flow = flow
 
     def detach(self) -> None:
         """The bridge has stopped."""
@@ -117,6 +123,10 @@ class StreamHealth:
         max_age = {"realtime_quotes": self.max_quote_age_s} if live else {}
         report = run_health(rt.settings, self.symbols, max_age, vendors=False)
         report.checks.append(_connection(bridge))
+        if self._flow is not None:
+            from ingestion.stream.flow import flow_health
+
+            report.checks.append(flow_health(self._flow))
         return report
 
 
@@ -151,17 +161,34 @@ def stream_with(rt: Runtime, opts: StreamOptions, out: TextIO, *, health: Stream
     )
     duration = "until stopped" if opts.seconds is None else f"{opts.seconds:g} s"
     out.write(f"Streaming {', '.join(opts.symbols)} ({duration})\n")
+    flow = start_flow(rt, opts, out) if opts.flow else None
     if health is not None:
-        health.attach(rt, bridge)
+        health.attach(rt, bridge, flow)
     try:
         # A signal asks the bridge to stop, and it flushes every batch before run() returns.
         with on_signals(lambda _signum: bridge.stop()):
             stats = bridge.run(seconds=opts.seconds)
     finally:
+        if flow is not None:
+            flow.stop()  # the last batch is landed and its watermark saved
         if health is not None:
             health.detach()
     _report(bridge, stats, out)
+    if flow is not None:
+        out.write(flow.report())
     return 0
+
+
+def start_flow(rt: Runtime, opts: StreamOptions, out: TextIO) -> FlowFeed:
+    """The flow collector of ``--flow``, started (its alerts land in the same data dir as the stream's rows)."""
+    from ingestion.stream.flow import FlowOptions, flow_feed
+
+    rt.claim_data_dir("uw")
+    symbols = None if opts.symbols == ["*"] else list(opts.symbols)
+    feed = flow_feed(rt, FlowOptions(interval_s=opts.flow_interval_s, symbols=symbols))
+    feed.start()
+    out.write(f"Collecting Unusual Whales flow alerts every {opts.flow_interval_s:g} s\n")
+    return feed
 
 
 def _report(bridge: StreamBridge, stats: Any, out: TextIO) -> None:

@@ -36,7 +36,7 @@ from ingestion.errors import ConfigError, IngestionError
 from ingestion.http import DEFAULT_MAX_PAGES, CacheTTL, Clock, HTTPResult, VendorHTTP, paginate, wall_clock
 from ingestion.rejects import ParseResult, Rejected, RejectSink, hand_off
 from ingestion.unusual_whales import parse
-from ingestion.unusual_whales.collector import FlowAlertCollector, Sink
+from ingestion.unusual_whales.collector import FlowAlertCollector, OnPoll, Sink
 from ingestion.unusual_whales.quota import QuotaGuard
 from ingestion.unusual_whales.timestamps import new_york_day_start
 from ingestion.vendor_http import HTTPOptions, build_vendor_http
@@ -210,14 +210,15 @@ class EnhancedUnusualWhalesClient:
     ) -> ParseResult:
         """Read a newest-first, ``older_than``-windowed endpoint backwards until a page comes back short.
 
-        Each next page ends at the oldest second of the previous one (inclusive), so rows of a second cut by a page
-        are read again and removed here by ``key`` (all columns when None).
+        Each next page ends one second after the oldest row of the previous one (``older_than`` is an instant: a
+        window ending at the oldest row's whole second would drop the rest of that second beyond the page), so rows
+        of a second cut by a page are read again and removed here by ``key`` (all columns when None).
         """
 
         def step_back(older: int | None, page: ParseResult) -> int | None:
             if _rows_sent(page) < limit or page.frame.empty:
                 return None
-            oldest = math.floor(pd.Timestamp(page.frame[time_column].min()).value / 1e9)
+            oldest = math.floor(pd.Timestamp(page.frame[time_column].min()).value / 1e9) + 1
             if older is not None and oldest >= older:
                 # A full page within one second: whole-second windows cannot reach the rest of it.
                 log.warning("more than %d rows in one second at %d; stepping past it", limit, older)
@@ -565,13 +566,17 @@ class EnhancedUnusualWhalesClient:
         start_at: pd.Timestamp | None = None,
         ticker_symbol: str | Iterable[str] | None = None,
         overlap_s: int = 60,
+        on_poll: OnPoll | None = None,
+        publication_lag_s: float = 0.0,
     ) -> FlowAlertCollector:
         """A :class:`~ingestion.unusual_whales.collector.FlowAlertCollector` polling this client (not started).
 
         ``sink`` gets batches of ``batch_size`` parsed alerts, oldest first (default: the constructor's
         ``flow_sink``). The watermark persists at ``state_path`` (default: the constructor's, else
         ``<state_dir>/uw_flow_collector.json``), so a new client on the same path resumes with no gap and no repeat.
-        ``start_at`` (UTC) is where a collector with no saved state begins.
+        ``start_at`` (UTC) is where a collector with no saved state begins. With ``on_poll`` the collector runs live:
+        every poll hands its new alerts to the sink at once and then calls ``on_poll(as_of)``, ``as_of`` being this
+        client's clock before the poll minus ``publication_lag_s`` (see :mod:`ingestion.unusual_whales.collector`).
         """
         target = sink or self.flow_sink
         if target is None:
@@ -598,6 +603,10 @@ class EnhancedUnusualWhalesClient:
             interval=interval,
             start_at=start_at,
             max_pages=self.max_pages,
+            clock=self.clock if on_poll is not None else None,
+            publication_lag_s=publication_lag_s,
+            flush_each_poll=on_poll is not None,
+            on_poll=on_poll,
         )
 
     def start_options_flow_collection(

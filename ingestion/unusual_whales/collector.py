@@ -15,6 +15,12 @@ The vendor has no cursor: ``/api/option-trades/flow-alerts`` answers the newest 
 
 An alert published more than the overlap after its ``created_at`` would be missed; raise ``overlap_s`` if the vendor
 is seen to lag more. ``stop()`` flushes the last partial batch before it returns.
+
+For a live feed (``python -m ingestion stream --flow``) the collector also knows *as of when* a poll is complete:
+``clock`` (epoch seconds, the vendor's clock: the simulator's in tests) is read before the poll's first request, and
+every alert published by that instant minus ``publication_lag_s`` is in the poll's answer. ``flush_each_poll``
+hands every new alert to the sink at the end of its poll (no waiting for a full batch), and ``on_poll(as_of)`` runs
+after that, so a consumer can roll its windows forward even when no alert came.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ FetchPage = Callable[[int, int | None], pd.DataFrame]
 When the parser rejected rows, ``frame.attrs["raw_rows"]`` should hold the page's row count as the vendor sent it."""
 
 Sink = Callable[[pd.DataFrame], None]
+OnPoll = Callable[[pd.Timestamp], None]
+"""``on_poll(as_of)``: a poll ended; every alert published at or before ``as_of`` (UTC) has reached the sink."""
 
 
 @dataclass
@@ -76,6 +84,8 @@ class CollectorStats:
     batches_delivered: int = 0
     alerts_delivered: int = 0
     errors: int = 0
+    last_as_of: pd.Timestamp | None = None
+    """The as-of instant of the last complete poll (None before the first one)."""
 
 
 class FlowAlertCollector:
@@ -93,7 +103,15 @@ class FlowAlertCollector:
         interval: float = 5.0,
         start_at: pd.Timestamp | None = None,
         max_pages: int = DEFAULT_MAX_PAGES,
+        clock: Callable[[], float] | None = None,
+        publication_lag_s: float = 0.0,
+        flush_each_poll: bool = False,
+        on_poll: OnPoll | None = None,
     ) -> None:
+        self._clock = clock
+        self.publication_lag_s = publication_lag_s
+        self.flush_each_poll = flush_each_poll
+        self._on_poll = on_poll
         self._fetch = fetch
         self.max_pages = max_pages
         self._sink = sink
@@ -122,6 +140,19 @@ class FlowAlertCollector:
 
         Returns how many new alerts were queued.
         """
+        # Read before the first request: the vendor answers with everything published by then (or later).
+        as_of = None if self._clock is None else self._clock() - self.publication_lag_s
+        queued = self._poll()
+        if self.flush_each_poll:
+            self._deliver(final=True)
+        if as_of is not None:
+            stamp = pd.Timestamp(as_of, unit="s", tz="UTC").floor("us")
+            self.stats.last_as_of = stamp
+            if self._on_poll is not None:
+                self._on_poll(stamp)
+        return queued
+
+    def _poll(self) -> int:
         newer_than = max(0, math.floor(self.state.watermark_us / 1e6) - self.overlap_s)
         seen: set[str] = set()
 

@@ -98,11 +98,16 @@ def _ms(series: pd.Series) -> pd.Series:
 
 
 def _truth(market: Market, case: PolygonCase) -> dict[str, pd.DataFrame]:
-    """The bars each dataset should hold: ``symbol, window_start_ms`` and the OHLCV columns."""
-    daily = pd.concat([market.daily_bars(s, *case.daily_range).assign(symbol=s) for s in case.daily], ignore_index=True)
+    """The bars each dataset should hold (as traded): ``symbol, window_start_ms`` and the OHLCV columns."""
+    daily = pd.concat(
+        [market.daily_bars(s, *case.daily_range, adjusted=False).assign(symbol=s) for s in case.daily],
+        ignore_index=True,
+    )
     lo = int(pd.Timestamp(case.minute_range[0], tz=calendar.NEW_YORK).value // 1_000_000)
     hi = int(pd.Timestamp(case.minute_range[1] + dt.timedelta(days=1), tz=calendar.NEW_YORK).value // 1_000_000) - 1
-    minute = pd.concat([market.minute_bars_range(s, lo, hi).assign(symbol=s) for s in case.minute], ignore_index=True)
+    minute = pd.concat(
+        [market.minute_bars_range(s, lo, hi, adjusted=False).assign(symbol=s) for s in case.minute], ignore_index=True
+    )
     cols = ["symbol", "window_start_ms", "open", "high", "low", "close", "volume"]
     return {OHLCV_DAILY.name: daily.loc[:, cols], OHLCV_MINUTE.name: minute.loc[:, cols]}
 
@@ -110,7 +115,7 @@ def _truth(market: Market, case: PolygonCase) -> dict[str, pd.DataFrame]:
 def _bad_times(market: Market, case: PolygonCase) -> set[int]:
     """``t`` (ms) of the bars made bad on purpose: New York midnight of the bad days, and three minutes of one day."""
     days = {int(pd.Timestamp(d, tz=calendar.NEW_YORK).value // 1_000_000) for d in case.bad_days}
-    bars = market.minute_bars(case.minute[0], case.bad_minute_day)
+    bars = market.minute_bars(case.minute[0], case.bad_minute_day, adjusted=False)
     return days | {int(bars["window_start_ms"].iloc[i]) for i in (3, 100, 250)}
 
 
@@ -180,9 +185,12 @@ def polygon_scenario(case: PolygonCase, make_polygon_rest: Callable[..., Any], m
     latest_online(s, s.redis_url, [OHLCV_DAILY, OHLCV_MINUTE], JobSummary("online"))
     store = open_store(s, s.redis_url)
     for name, symbols in ((OHLCV_DAILY.name, case.daily), (OHLCV_MINUTE.name, case.minute)):
+        last = truth[name].sort_values("window_start_ms").groupby("symbol").tail(1).set_index("symbol")
+        # Read two days after the view's last bar, inside its ttl (the case's history is in 2024; read today: null).
+        read_at = pd.Timestamp(int(last["window_start_ms"].max()), unit="ms", tz="UTC") + pd.Timedelta(days=2)
+        store.config.online_store.read_at = read_at.to_pydatetime()
         online = store.get_online_features(features=[f"{name}:close"], entity_rows=[{"symbol": x} for x in symbols])
         frame = online.to_df().set_index("symbol")
-        last = truth[name].sort_values("window_start_ms").groupby("symbol").tail(1).set_index("symbol")
         for sym in symbols:
             assert frame.loc[sym, "close"] == last.loc[sym, "close"], (name, sym)
     return figures

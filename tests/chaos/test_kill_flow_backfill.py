@@ -97,6 +97,8 @@ def test_killed_flow_backfill_resumes_to_the_same_rows(
 
     # Online: the newest stored row of each symbol, as stock Feast reads it.
     store = open_store(victim, victim.redis_url or "")
+    # Read the morning after the backfill's last day, inside the views' ttls (2024 data, read today: null).
+    store.config.online_store.read_at = pd.Timestamp("2024-02-12 10:00", tz="America/New_York").to_pydatetime()
     online = store.get_online_features(
         features=["options_flow_daily:alert_count", "dark_pool_daily:dp_volume"],
         entity_rows=[{"symbol": s} for s in SYMBOLS],

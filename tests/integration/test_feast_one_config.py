@@ -9,52 +9,25 @@ point-in-time reads of that data.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import redis
-import yaml
+from fixtures.feast_repo_copy import plain_feast, repo_copy
 
 from ingestion import calendar, datasets
 from ingestion.cli import main
 from ingestion.simulators.market import Market
 from ingestion.store.redis_conn import parse_redis_url
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VENDOR_VARIABLES = ("POLYGON_API_KEY", "MASSIVE_API_KEY", "UW_API_TOKEN", "POLYGON_BASE_URL", "UW_BASE_URL")
 SPURIOUS = "Could not validate FileSource path"
 
 
-def _repo_copy(tmp_path: Path, registry: dict[str, object] | None = None) -> Path:
-    """A copy of ``feature_repo/``; ``registry`` replaces its registry block, as a team would edit it."""
-    repo = tmp_path / "feature_repo"
-    shutil.copytree(PROJECT_ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("data", "__pycache__"))
-    if registry is not None:
-        path = repo / "feature_store.yaml"
-        config = yaml.safe_load(path.read_text())
-        config["registry"] = registry
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return repo
-
-
-def _plain_feast_apply(repo: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """``feast apply`` in the repo folder, nothing but the environment telling it where things are.
-
-    PYTHONOPTIMIZE only skips typeguard's checks (a faster ``import feast``); it changes no configuration.
-    """
-    child = {**os.environ, **env, "PYTHONOPTIMIZE": "1"}
-    cmd = [sys.executable, "-m", "feast.cli.cli", "apply"]
-    return subprocess.run(cmd, cwd=repo, env=child, capture_output=True, text=True, check=False, timeout=300)
-
-
 def _round_trip(repo: Path, env: dict[str, str], market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
     """CI's ``feast apply``, our backfill, then a training job's reads, all from ``env`` alone."""
-    applied = _plain_feast_apply(repo, env)
+    applied = plain_feast(repo, env, "apply")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert SPURIOUS not in applied.stdout + applied.stderr
 
@@ -67,6 +40,8 @@ def _round_trip(repo: Path, env: dict[str, str], market: Market, monkeypatch: py
 
     from feast import FeatureStore
 
+    # Online values older than their view's ttl read as null; read as of the next morning, as a replay of that day.
+    monkeypatch.setenv("FEAST_ONLINE_READ_AT", "2024-03-29T10:00:00-04:00")
     store = FeatureStore(repo_path=str(repo))
     assert {v.name for v in store.list_feature_views()} == {d.name for d in datasets.FEATURE_DATASETS}
     online = store.get_online_features(
@@ -95,7 +70,7 @@ def _files_holding(root: Path, secret: str) -> list[Path]:
 def test_plain_feast_our_backfill_and_sdk_share_one_configuration(
     tmp_path: Path, redis_url: str, redis_client: redis.Redis, market: Market, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo, data_dir = _repo_copy(tmp_path), tmp_path / "data"
+    repo, data_dir = repo_copy(tmp_path), tmp_path / "data"
     _round_trip(repo, {"REDIS_URL": redis_url, "FEAST_DATA_DIR": str(data_dir)}, market, monkeypatch)
     # One registry, in the data dir: none beside the repo, no rendered feature_store.yaml anywhere.
     assert (data_dir / "registry.db").is_file()
@@ -112,7 +87,7 @@ def test_sql_registry_is_kept_by_plain_feast_our_commands_and_the_sdk(
 ) -> None:
     # SQLAlchemy's sqlite stands in for postgresql://: the same SQL registry code, no server to start.
     registry_db = tmp_path / "registry.sqlite"
-    repo = _repo_copy(tmp_path, {"registry_type": "sql", "path": "${FEAST_REGISTRY_URL}"})
+    repo = repo_copy(tmp_path, {"registry_type": "sql", "path": "${FEAST_REGISTRY_URL}"})
     data_dir = tmp_path / "data"
     env = {"REDIS_URL": redis_url, "FEAST_DATA_DIR": str(data_dir), "FEAST_REGISTRY_URL": f"sqlite:///{registry_db}"}
     _round_trip(repo, env, market, monkeypatch)

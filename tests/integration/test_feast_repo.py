@@ -6,14 +6,16 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
+from feast import PushSource
 
 from ingestion import datasets
 from ingestion.config import Settings
 from ingestion.store.feast_repo import feast_cli, open_store
+from ingestion.store.feast_sources import DatasetPushSource
 
 SERVICES = {
     "daily_model": ["ohlcv_daily", "options_flow_daily", "dark_pool_daily", "insider_activity", "etf_flow_daily"],
-    "intraday_model": ["realtime_quotes", "ohlcv_minute", "ohlcv_daily", "options_flow_daily"],
+    "intraday_model": ["realtime_quotes", "ohlcv_minute", "ohlcv_daily", "options_flow_daily", "options_flow_intraday"],
 }
 
 
@@ -30,7 +32,8 @@ def test_apply_registers_every_dataset(applied_repo: Settings) -> None:
         assert view.entities == ["ticker"]
     assert {fs.name for fs in store.list_feature_services()} == set(SERVICES)
     push = store.get_data_source("realtime_quotes_push")
-    assert type(push).__name__ == "PushSource"
+    # A PushSource to Feast (push, the feature server), of our class so that it survives the registry round trip.
+    assert isinstance(push, PushSource) and type(push) is DatasetPushSource
 
 
 def test_plan_after_apply_reports_no_changes(applied_repo: Settings) -> None:
@@ -81,6 +84,8 @@ def test_online_features_after_write(applied_repo: Settings) -> None:
             "volume_zscore_20d": [1.0, -1.0],
             "gap_pct": [0.0, 0.001],
             "range_pct": [0.8, 0.44],
+            "total_return_1d": [0.01, -0.02],
+            "split_factor": [1.0, 1.0],
         }
     )
     store.write_to_online_store("ohlcv_daily", rows)

@@ -63,3 +63,10 @@ def test_feast_apply_write_and_read_on_cluster(cluster_settings: Settings) -> No
     ).to_df()
     assert frame.set_index("symbol").loc["TSLA", "close"] == 6.0
     assert frame.set_index("symbol").loc["AAPL", "transactions"] == 0
+    # The service's pre-computed vector was written with the values (script calls routed per key on a cluster).
+    vector = store.get_online_features(
+        features=store.get_feature_service("intraday_model"),
+        entity_rows=[{"symbol": s} for s in symbols],
+        full_feature_names=True,
+    ).to_df()
+    assert vector.set_index("symbol").loc["TSLA", "ohlcv_minute__close"] == 6.0

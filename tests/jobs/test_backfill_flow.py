@@ -16,7 +16,7 @@ import redis
 from fixtures.uw_client import MakeKit
 from fixtures.uw_simulator import UW_NOW
 
-from ingestion import calendar
+from ingestion import calendar, publication
 from ingestion.config import Settings
 from ingestion.datasets import (
     CREATED_TS,
@@ -56,15 +56,16 @@ def _runtime(s: Settings, url: str) -> Runtime:
     )
 
 
-def _close_s(day: dt.date) -> float:
-    return float(calendar.session_close(day).value / 1e9)
+def _options_day_end_s(day: dt.date) -> float:
+    """End of the options day (close + 15 min), the publication rule's bound of a day's flow alerts."""
+    return float(publication.day_ends(OPTIONS_FLOW_DAILY, [day])[0] / 1e6)
 
 
 def _expected(truth: UWTruth, symbol: str) -> dict[str, pd.DataFrame]:
     """The four datasets computed from the ground truth itself for START..LAST_CLOSED."""
     days = [d.date() for d in calendar.sessions(START, LAST_CLOSED)]
     before = calendar.previous_session(START).date()
-    alerts = truth.flow_alerts_between([symbol], _close_s(before), _close_s(LAST_CLOSED))
+    alerts = truth.flow_alerts_between([symbol], _options_day_end_s(before), _options_day_end_s(LAST_CLOSED))
     alert_frame = pd.DataFrame(
         {
             "id": [a.id for a in alerts],
@@ -130,13 +131,19 @@ def _expected(truth: UWTruth, symbol: str) -> dict[str, pd.DataFrame]:
         }
     )
     out = {
-        OPTIONS_FLOW_DAILY.name: aggregates.options_flow_daily(alert_frame, pd.DataFrame(volume_rows), now=NOW),
-        DARK_POOL_DAILY.name: aggregates.dark_pool_daily(print_frame, now=NOW),
+        OPTIONS_FLOW_DAILY.name: aggregates.options_flow_daily(
+            alert_frame, pd.DataFrame(volume_rows), now=NOW, sessions=days, symbols=[symbol]
+        ),
+        DARK_POOL_DAILY.name: aggregates.dark_pool_daily(print_frame, now=NOW, sessions=days, symbols=[symbol]),
         INSIDER_ACTIVITY.name: aggregates.insider_activity(insider_frame, now=NOW),
         ETF_FLOW_DAILY.name: aggregates.etf_flow_daily(etf_frame, now=NOW),
     }
     for name, frame in out.items():
-        days_of = frame[EVENT_TS].dt.tz_convert(calendar.NEW_YORK).dt.date
+        # A daily row's day is its date (ETF flows are published the next morning); an insider row's, its event's.
+        if "date" in frame:
+            days_of = pd.Series(list(frame["date"]), index=frame.index, dtype=object)
+        else:
+            days_of = frame[EVENT_TS].dt.tz_convert(calendar.NEW_YORK).dt.date
         out[name] = frame[((days_of >= START) & (days_of <= LAST_CLOSED) & (frame[EVENT_TS] <= NOW)).to_numpy()]
     return out
 
@@ -155,7 +162,8 @@ def test_flow_backfill_equals_truth_is_idempotent_and_served(
     assert summary.ok, summary.errors
     assert summary.api_calls > 0 and sum(summary.quarantined.values()) == 0
     datasets = (OPTIONS_FLOW_DAILY, DARK_POOL_DAILY, INSIDER_ACTIVITY, ETF_FLOW_DAILY)
-    assert summary.datasets_touched == {ds.name for ds in datasets}
+    # The backfill also lands the raw alerts and their rolling windows (issue 21; tests/unusual_whales/test_flow_*).
+    assert summary.datasets_touched == {ds.name for ds in datasets} | {"options_flow_intraday"}
 
     data_dir = rt.settings.data_dir
     for ds in datasets:
@@ -179,6 +187,8 @@ def test_flow_backfill_equals_truth_is_idempotent_and_served(
     write_online(rt, summary)
     assert summary.online_keys[OPTIONS_FLOW_DAILY.name] == 2
     store = open_store(rt.settings, rt.redis_url)
+    # Read at the simulated Unusual Whales "now" (Mar 5, 2024), so the views' ttls judge the values as of then.
+    store.config.online_store.read_at = pd.Timestamp("2024-03-05 18:00", tz="UTC").to_pydatetime()
     online = store.get_online_features(
         features=store.get_feature_service("daily_model"), entity_rows=[{"symbol": s} for s in SYMBOLS]
     ).to_df()

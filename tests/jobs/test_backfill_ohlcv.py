@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 import redis
 
-from ingestion import calendar
+from ingestion import calendar, publication
 from ingestion.config import Settings
-from ingestion.datasets import OHLCV_DAILY
+from ingestion.datasets import OHLCV_DAILY, OHLCV_MINUTE
 from ingestion.jobs.backfill import Sinks, backfill_ohlcv
 from ingestion.jobs.runs import latest_online
 from ingestion.jobs.summary import JobSummary
@@ -52,13 +52,14 @@ def test_daily_backfill_equals_truth_is_idempotent_and_served(
     assert first.ok and first.rows_written["ohlcv_daily"] > 0
     stored = read_dataset(s.data_dir, "ohlcv_daily")
     for sym in symbols:
-        truth = market.daily_bars(sym, "2023-11-01", "2024-03-28")
+        truth = market.daily_bars(sym, "2023-11-01", "2024-03-28", adjusted=False)  # stored as traded
         mine = stored[stored["symbol"] == sym]
         assert len(mine) == len(truth)
         np.testing.assert_array_equal(mine["close"].to_numpy(), truth["close"].to_numpy())
         np.testing.assert_array_equal(mine["volume"].to_numpy(), truth["volume"].to_numpy())
-        closes = [calendar.session_close(d) for d in truth["day"]]
-        assert list(mine["event_timestamp"]) == closes
+        published = publication.published_days(OHLCV_DAILY, truth["day"])
+        assert list(mine["event_timestamp"]) == list(published)
+        assert not mine["adjusted"].any()
         # Derived features are present from the first row: the warm-up came from before the range.
         assert mine["return_20d"].notna().all()
 
@@ -78,11 +79,13 @@ def test_daily_backfill_equals_truth_is_idempotent_and_served(
     latest_online(s, s.redis_url, [OHLCV_DAILY], summary)
     assert summary.online_keys["ohlcv_daily"] == 2
     store = open_store(s, s.redis_url)
+    # Read the morning after the last backfilled session, inside the view's ttl (2024 data, read today: null).
+    store.config.online_store.read_at = pd.Timestamp("2024-05-01 10:00", tz="America/New_York").to_pydatetime()
     online = store.get_online_features(
         features=store.get_feature_service("daily_model"), entity_rows=[{"symbol": x} for x in symbols]
     ).to_df()
     for sym in symbols:
-        last = market.daily_bars(sym, "2024-04-30", "2024-04-30").iloc[0]
+        last = market.daily_bars(sym, "2024-04-30", "2024-04-30", adjusted=False).iloc[0]
         row = online[online["symbol"] == sym].iloc[0]
         assert row["close"] == last["close"] and row["volume"] == last["volume"]
 
@@ -96,7 +99,7 @@ def test_daily_backfill_equals_truth_is_idempotent_and_served(
     )
     hist = store.get_historical_features(entity_df=entity, features=["ohlcv_daily:close"]).to_df()
     hist = hist.sort_values("event_timestamp").reset_index(drop=True)
-    truth = market.daily_bars("MSFT", "2024-01-25", "2024-02-29").set_index("day")["close"]
+    truth = market.daily_bars("MSFT", "2024-01-25", "2024-02-29", adjusted=False).set_index("day")["close"]
     for d, got in zip(days, hist["close"], strict=True):
         prev = calendar.previous_session(d).date()
         assert got == truth[prev], f"{d}: expected {prev}'s close"
@@ -112,12 +115,15 @@ def test_minute_backfill_reports_gaps_and_serves_intraday(
         _client(polygon_rest.url), sinks, ["NVDA"], D(2024, 3, 4), D(2024, 3, 6), "minute", now=NOW
     )  # type: ignore[attr-defined]
     stored = read_dataset(s.data_dir, "ohlcv_minute")
-    truth = pd.concat([market.minute_bars("NVDA", d) for d in ("2024-03-04", "2024-03-05", "2024-03-06")])
+    truth = pd.concat(
+        [market.minute_bars("NVDA", d, adjusted=False) for d in ("2024-03-04", "2024-03-05", "2024-03-06")]
+    )
     assert len(stored) == len(truth)
     np.testing.assert_array_equal(stored["open"].to_numpy(), truth["open"].to_numpy())
     # The minutes without a trade are reported, not invented.
     assert summary.missing_minutes == 3 * 390 - len(truth)
-    assert (stored["event_timestamp"] - stored["window_start"] == pd.Timedelta(minutes=1)).all()
+    span = pd.Timedelta(minutes=1) + publication.delay(OHLCV_MINUTE)  # the window's end plus the late-report delay
+    assert (stored["event_timestamp"] - stored["window_start"] == span).all()
 
 
 def _cli_env(s: Settings, url: str) -> dict[str, str]:

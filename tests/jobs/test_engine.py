@@ -17,11 +17,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from ingestion.datasets import CREATED_TS, OHLCV_MINUTE, OPTIONS_FLOW_DAILY, Dataset
+from ingestion import calendar, publication
+from ingestion.datasets import CREATED_TS, OHLCV_DAILY, OHLCV_MINUTE, OPTIONS_FLOW_DAILY, Dataset
 from ingestion.errors import ServerError
 from ingestion.jobs.coverage import Coverage, Interval
 from ingestion.jobs.engine import calendar_units, last_complete_day, run_units
 from ingestion.jobs.landing import Batch, Landing, Sinks, land
+from ingestion.jobs.listing import Listing, listing_from_details
 from ingestion.jobs.quality import QualityReport
 from ingestion.jobs.summary import JobSummary
 from ingestion.rejects import Rejected
@@ -29,6 +31,7 @@ from ingestion.store.offline import OfflineWriter, read_dataset
 from ingestion.store.quarantine import Quarantine
 
 D = dt.date
+NY = calendar.NEW_YORK
 NOW = pd.Timestamp("2024-03-20 15:00", tz="America/New_York").tz_convert("UTC")  # Mar 20 still trading
 
 
@@ -170,3 +173,120 @@ def test_land_checks_quarantines_stamps_and_counts(tmp_path: Path) -> None:
     assert summary.quarantined[OHLCV_MINUTE.name] == landed.quarantined[OHLCV_MINUTE.name] == 2
     assert summary.duplicates_skipped[OHLCV_MINUTE.name] == 1
     assert summary.quality_failures["negative_volume"] == 1 and summary.missing_minutes == 386
+
+
+# -------------------------------------------------------------------------------- empty answers and final days
+
+
+def _bars(symbol: str, unit: Interval) -> pd.DataFrame:
+    days = calendar.sessions(*unit)
+    starts = pd.DatetimeIndex(days).tz_localize(NY).tz_convert("UTC")
+    frame = pd.DataFrame(
+        {
+            "symbol": symbol,
+            "window_start": starts,
+            "event_timestamp": publication.published_days(OHLCV_DAILY, days).to_numpy(),
+            **{c: 10.0 for c in ("open", "high", "low", "close")},
+            "volume": 100.0,
+            "vwap": 10.0,
+            "transactions": 5,
+            "otc": False,
+            "adjusted": True,
+            "source": "polygon",
+        }
+    )
+    for column in OHLCV_DAILY.column_names:
+        if column not in frame and column != "created_timestamp":
+            frame[column] = float("nan")  # derived features: not what these tests are about
+    return frame
+
+
+@dataclass
+class Flaky(Scripted):
+    """Daily bars by month; ``empty_first`` answers nothing the first time a unit is asked, data after; units
+    before ``listed`` are always empty (the vendor has nothing before a listing)."""
+
+    listed: dt.date = dt.date(2000, 1, 3)
+    empty_first: bool = False
+
+    @property
+    def datasets(self) -> Sequence[Dataset]:
+        return (OHLCV_DAILY,)
+
+    def fetch(self, symbol: str, unit: Interval, now: pd.Timestamp) -> Batch:
+        first_time = (symbol, unit) not in self.fetched
+        self.fetched.append((symbol, unit))
+        if (self.empty_first and first_time) or unit[1] < self.listed:
+            return Batch("flaky", {OHLCV_DAILY.name: _bars(symbol, unit).iloc[:0]})
+        frame = _bars(symbol, (max(unit[0], self.listed), unit[1]))
+        return Batch("flaky", {OHLCV_DAILY.name: frame[frame["event_timestamp"] <= now]})
+
+
+LATE_MARCH = pd.Timestamp("2024-03-28 12:00", tz=NY).tz_convert("UTC")
+
+
+def test_a_transient_empty_answer_is_retried_and_the_data_lands(tmp_path: Path) -> None:
+    sinks, source, span = _sinks(tmp_path), Flaky(empty_first=True), (D(2024, 1, 1), D(2024, 2, 29))
+    listing = Listing(D(1980, 12, 12))
+    first = run_units(source, sinks, ["AAPL"], span, now=LATE_MARCH, listings=lambda _: listing)
+    assert sinks.coverage.get(OHLCV_DAILY.name, "AAPL") == []
+    assert read_dataset(tmp_path, OHLCV_DAILY.name).empty
+    assert len(first.notes) == 2 and all("retried on the next run" in n for n in first.notes)
+    assert "ohlcv_daily AAPL 2024-01-01..2024-01-31" in first.notes[0]
+
+    second = run_units(source, sinks, ["AAPL"], span, now=LATE_MARCH, listings=lambda _: listing)
+    assert second.notes == [] and second.rows_written[OHLCV_DAILY.name] == len(calendar.sessions(*span))
+    assert sinks.coverage.get(OHLCV_DAILY.name, "AAPL") == [span]
+    assert len(read_dataset(tmp_path, OHLCV_DAILY.name)) == len(calendar.sessions(*span))
+
+
+def test_a_range_before_the_listing_is_fetched_once(tmp_path: Path) -> None:
+    sinks = _sinks(tmp_path)
+    source = Flaky(listed=D(2012, 5, 18))
+    span = (D(2012, 3, 1), D(2012, 6, 30))
+    asked: list[str] = []
+
+    def listings(symbol: str) -> Listing:
+        asked.append(symbol)
+        return Listing(D(2012, 5, 18))
+
+    first = run_units(source, sinks, ["META"], span, now=LATE_MARCH, listings=listings)
+    assert first.notes == [] and asked == ["META"]  # asked once, at the first empty answer
+    assert sinks.coverage.get(OHLCV_DAILY.name, "META") == [span]
+    again = run_units(source, sinks, ["META"], span, now=LATE_MARCH, listings=listings)
+    assert again.chunks_skipped == 4 and len(source.fetched) == 4  # nothing fetched twice
+
+
+def test_without_a_listing_an_empty_range_is_never_recorded(tmp_path: Path) -> None:
+    sinks, source = _sinks(tmp_path), Flaky(listed=D(2030, 1, 1))
+    summary = run_units(source, sinks, ["NEW"], (D(2024, 1, 1), D(2024, 1, 31)), now=LATE_MARCH)
+    assert sinks.coverage.get(OHLCV_DAILY.name, "NEW") == [] and len(summary.notes) == 1
+
+
+def test_a_bar_is_covered_only_once_final(tmp_path: Path) -> None:
+    """Polygon's day is final at 20:00 New York (plus the delay): a bar fetched at 16:05 is fetched again later."""
+    sinks, source, span = _sinks(tmp_path), Flaky(), (D(2024, 3, 1), D(2024, 3, 31))
+    listing = Listing(D(1980, 12, 12))
+    after_close = pd.Timestamp("2024-03-28 16:05", tz=NY).tz_convert("UTC")
+    run_units(source, sinks, ["AAPL"], span, now=after_close, listings=lambda _: listing)
+    assert sinks.coverage.get(OHLCV_DAILY.name, "AAPL") == [(D(2024, 3, 1), D(2024, 3, 27))]
+    assert read_dataset(tmp_path, OHLCV_DAILY.name)["window_start"].max() < pd.Timestamp("2024-03-28", tz=NY)
+    final = pd.Timestamp("2024-03-28 20:15", tz=NY).tz_convert("UTC")
+    run_units(source, sinks, ["AAPL"], span, now=final - pd.Timedelta(microseconds=1), listings=lambda _: listing)
+    assert sinks.coverage.get(OHLCV_DAILY.name, "AAPL") == [(D(2024, 3, 1), D(2024, 3, 27))]
+    run_units(source, sinks, ["AAPL"], span, now=final, listings=lambda _: listing)
+    assert sinks.coverage.get(OHLCV_DAILY.name, "AAPL") == [(D(2024, 3, 1), D(2024, 3, 28))]
+    stored = read_dataset(tmp_path, OHLCV_DAILY.name)
+    assert len(stored) == len(calendar.sessions(D(2024, 3, 1), D(2024, 3, 28)))
+    assert stored["event_timestamp"].max() == final
+
+
+def test_listing_from_polygon_details() -> None:
+    assert listing_from_details({"list_date": D(2012, 5, 18)}) == Listing(D(2012, 5, 18))
+    gone = listing_from_details({"list_date": D(2001, 1, 2), "delisted_utc": pd.Timestamp("2023-06-09T04:00Z")})
+    assert gone == Listing(D(2001, 1, 2), D(2023, 6, 9))
+    assert listing_from_details({}) is None
+    assert gone is not None and gone.outside((D(2000, 6, 1), D(2024, 1, 31))) == [
+        (D(2000, 6, 1), D(2001, 1, 1)),
+        (D(2023, 6, 10), D(2024, 1, 31)),
+    ]

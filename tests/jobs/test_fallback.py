@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from fixtures.uw_simulator import MakeUW
 
-from ingestion import calendar
+from ingestion import publication
 from ingestion.config import Settings, settings
+from ingestion.datasets import OHLCV_DAILY, OHLCV_MINUTE
 from ingestion.errors import NotEntitled
 from ingestion.http import CircuitBreaker, RetryPolicy
 from ingestion.jobs.backfill import Sinks, backfill_ohlcv
@@ -43,14 +44,16 @@ def test_daily_and_minute_candles_become_standard_bars(make_uw: MakeUW) -> None:
     truth = market.daily_bars("MSFT", "2024-02-01", "2024-02-29", adjusted=False)
     assert len(daily) == len(truth)
     np.testing.assert_array_equal(daily["close"].to_numpy(), truth["close"].to_numpy())
-    assert list(daily["event_timestamp"]) == [calendar.session_close(d) for d in truth["day"]]
+    # Published when Polygon's daily bar would be: the dataset's rule, not the session close.
+    assert list(daily["event_timestamp"]) == list(publication.published_days(OHLCV_DAILY, truth["day"]))
     assert (daily["source"] == "unusual_whales").all() and not daily["adjusted"].any()
     assert daily["vwap"].isna().all() and daily["transactions"].isna().all()
     minute = uw_bars(client, "MSFT", "minute", D(2024, 2, 6), D(2024, 2, 6)).frame
     bars = market.minute_bars("MSFT", "2024-02-06", adjusted=False)
     assert len(minute) == len(bars)
     np.testing.assert_array_equal(minute["open"].to_numpy(), bars["open"].to_numpy())
-    assert (minute["event_timestamp"] - minute["window_start"] == pd.Timedelta(minutes=1)).all()
+    published = pd.Timedelta(minutes=1) + publication.delay(OHLCV_MINUTE)
+    assert (minute["event_timestamp"] - minute["window_start"] == published).all()
 
 
 def test_backfill_falls_back_when_polygon_is_down_or_not_entitled(

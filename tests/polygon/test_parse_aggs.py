@@ -105,15 +105,16 @@ def test_range_capture_parses_to_the_values_in_the_file(vendor: Path, start: str
 
 
 def test_daily_bar_times_across_the_dst_switch(vendor: Path) -> None:
-    """2005-04-01 is EST (midnight 05:00Z, close 21:00Z); 2005-04-04 is EDT after the 04-03 switch (04:00Z, 20:00Z)."""
+    """2005-04-01 is EST (midnight 05:00Z, final 20:00 + 15 min = 01:15Z); 2005-04-04 is EDT after the 04-03 switch
+    (04:00Z, 00:15Z): Polygon's day is final at 20:00 New York, plus the publication delay."""
     result = aggs((captures(vendor) / RANGE / "2005-04-01" / "2005-04-04.json").read_bytes())
     assert list(result.frame["window_start"]) == [
         pd.Timestamp("2005-04-01 05:00", tz="UTC"),
         pd.Timestamp("2005-04-04 04:00", tz="UTC"),
     ]
     assert list(result.frame["event_timestamp"]) == [
-        pd.Timestamp("2005-04-01 21:00", tz="UTC"),
-        pd.Timestamp("2005-04-04 20:00", tz="UTC"),
+        pd.Timestamp("2005-04-02 01:15", tz="UTC"),
+        pd.Timestamp("2005-04-05 00:15", tz="UTC"),
     ]
 
 
@@ -128,11 +129,12 @@ def test_grouped_and_prev_captures_parse_to_the_values_in_the_file(vendor: Path,
     assert_standard_frame(result.frame)
     assert_matches_raw(result.frame, raw)
     assert list(result.frame["symbol"]) == [r["T"] for r in raw]
-    # Grouped rows stamp t at the session END: the bar is knowable then, and its window started at NY midnight.
+    # Grouped rows stamp t at the session END; the bar is final when Polygon's day is (20:00 New York, plus the
+    # 15-minute delay), and its window started at NY midnight.
     for (_, got), want in zip(result.frame.iterrows(), raw, strict=True):
         end = pd.Timestamp(want["t"], unit="ms", tz="UTC")
-        assert got["event_timestamp"] == end
         day = end.tz_convert("America/New_York").normalize()
+        assert got["event_timestamp"] == day + pd.Timedelta(hours=20, minutes=15)
         assert got["window_start"] == day.tz_convert("UTC")
 
 
@@ -140,7 +142,7 @@ def test_grouped_capture_literal_values(vendor: Path) -> None:
     body = (captures(vendor) / "v2/aggs/grouped/locale/us/market/stocks/2005-04-04&adjusted=true.json").read_bytes()
     row = parse_grouped_daily(body, adjusted=True, endpoint=GROUPED_ENDPOINT).frame.iloc[0]
     assert row["symbol"] == "GIK" and row["volume"] == 895345.0 and row["transactions"] == 96
-    assert row["event_timestamp"] == pd.Timestamp("2020-10-14 16:00", tz="America/New_York")
+    assert row["event_timestamp"] == pd.Timestamp("2020-10-14 20:15", tz="America/New_York")
     assert row["window_start"] == pd.Timestamp("2020-10-14 00:00", tz="America/New_York")
 
 
@@ -171,19 +173,22 @@ def ms(ts: str, tz: str = "UTC") -> int:
 def test_intraday_bars_end_at_start_plus_span(timespan: str, multiplier: int, start: str, end: str) -> None:
     frame = aggs(page([bar(ms(start))]), timespan, multiplier).frame
     assert frame["window_start"].iloc[0] == pd.Timestamp(start, tz="UTC")
-    assert frame["event_timestamp"].iloc[0] == pd.Timestamp(end, tz="UTC")
+    # Published at the window's end plus the minute bars' 15-second delay (late trades still change a bar).
+    assert frame["event_timestamp"].iloc[0] == pd.Timestamp(end, tz="UTC") + pd.Timedelta(seconds=15)
 
 
 @pytest.mark.parametrize(
     ("day", "close_utc"),
     [
-        ("2024-11-29", "2024-11-29 18:00"),  # day after Thanksgiving: 13:00 New York close (EST)
-        ("2024-11-27", "2024-11-27 21:00"),  # a normal EST day
-        ("2024-03-08", "2024-03-08 21:00"),  # Friday before the DST switch (EST)
-        ("2024-03-11", "2024-03-11 20:00"),  # Monday after it (EDT)
+        # Polygon's day is final at 20:00 New York (its volume counts extended hours), plus the 15-minute delay;
+        # a half day too: 20:00 is safe after its 17:00 end of extended hours.
+        ("2024-11-29", "2024-11-30 01:15"),  # day after Thanksgiving (EST)
+        ("2024-11-27", "2024-11-28 01:15"),  # a normal EST day
+        ("2024-03-08", "2024-03-09 01:15"),  # Friday before the DST switch (EST)
+        ("2024-03-11", "2024-03-12 00:15"),  # Monday after it (EDT)
     ],
 )
-def test_daily_bar_event_time_is_the_session_close(day: str, close_utc: str) -> None:
+def test_daily_bar_event_time_is_when_polygons_day_is_final(day: str, close_utc: str) -> None:
     frame = aggs(page([bar(ms(day, "America/New_York"))])).frame
     assert frame["window_start"].iloc[0] == pd.Timestamp(day, tz="America/New_York")
     assert frame["event_timestamp"].iloc[0] == pd.Timestamp(close_utc, tz="UTC")
@@ -192,10 +197,10 @@ def test_daily_bar_event_time_is_the_session_close(day: str, close_utc: str) -> 
 @pytest.mark.parametrize(
     ("timespan", "start_day", "close_utc"),
     [
-        ("week", "2024-11-24", "2024-11-29 18:00"),  # week of Thanksgiving ends on the half day
-        ("month", "2024-11-01", "2024-11-29 18:00"),  # November 2024's last session is that half day
-        ("quarter", "2024-10-01", "2024-12-31 21:00"),
-        ("year", "2024-01-01", "2024-12-31 21:00"),
+        ("week", "2024-11-24", "2024-11-30 01:15"),  # week of Thanksgiving ends on the half day
+        ("month", "2024-11-01", "2024-11-30 01:15"),  # November 2024's last session is that half day
+        ("quarter", "2024-10-01", "2025-01-01 01:15"),
+        ("year", "2024-01-01", "2025-01-01 01:15"),
     ],
 )
 def test_long_bars_end_at_the_last_session_close_of_their_window(timespan: str, start_day: str, close_utc: str) -> None:

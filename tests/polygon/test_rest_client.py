@@ -13,9 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ingestion.datasets import OHLCV_MINUTE
 from ingestion.errors import AuthError, CircuitOpen, NotEntitled
 from ingestion.http import CircuitBreaker, CircuitState, RetryPolicy, TokenBucket
 from ingestion.polygon.rest import PolygonRESTClient, chunk_range
+from ingestion.publication import delay
 from ingestion.simulators.faults import Fault
 from ingestion.simulators.http import SimClock
 from ingestion.simulators.keys import POLYGON_SIM_KEY
@@ -66,7 +68,9 @@ def test_multi_page_multi_chunk_minute_range_equals_ground_truth(
     np.testing.assert_array_equal(frame["window_start"].astype("int64").to_numpy() // 1000, truth["window_start_ms"])
     for col in ("open", "high", "low", "close", "volume", "vwap"):
         np.testing.assert_array_equal(frame[col].to_numpy(), truth[col].to_numpy())
-    assert (frame["event_timestamp"] - frame["window_start"] == pd.Timedelta(minutes=1)).all()
+    # Published at the minute's end plus the dataset's publication delay (ingestion/publication.py).
+    published = pd.Timedelta(minutes=1) + delay(OHLCV_MINUTE)
+    assert (frame["event_timestamp"] - frame["window_start"] == published).all()
     assert sim.server.log.by_route["aggs"] >= 5  # type: ignore[attr-defined]  # 21k bars in pages of 5000, 2 chunks
 
 

@@ -71,6 +71,8 @@ def test_materialize_writes_the_newest_row_per_symbol(store: FeatureStore, asof_
         end_date=datetime(2024, 6, 30, tzinfo=UTC),
         feature_views=["ohlcv_daily"],
     )
+    # Read while both symbols' newest bars are within the view's ttl (MATB's last bar is May 20).
+    store.config.online_store.read_at = datetime(2024, 5, 24, 12, tzinfo=UTC)
     online = store.get_online_features(
         features=["ohlcv_daily:close", "ohlcv_daily:transactions"], entity_rows=[{"symbol": "MATA"}, {"symbol": "MATB"}]
     ).to_dict()

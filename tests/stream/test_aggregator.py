@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 from fixtures.stream import STREAM_DAY
 
+from ingestion.datasets import OHLCV_MINUTE
+from ingestion.publication import delay
 from ingestion.simulators.market import Market
 from ingestion.simulators.polygon_ws import Replay, replay_events
 from ingestion.stream.aggregator import MINUTE_MS, Aggregator, minute_of, session_bounds
@@ -96,7 +98,8 @@ def test_closed_minute_bars_equal_the_truth_and_gap_minutes_are_held_back(
         truth = market.minute_bars(sym, STREAM_DAY, adjusted=False)
         true = truth[truth["window_start_ms"] == expected_minute].iloc[0]
         assert got["window_start"] == pd.Timestamp(expected_minute, unit="ms", tz="UTC")
-        assert got["event_timestamp"] == got["window_start"] + pd.Timedelta(minutes=1)
+        # Published like a REST minute bar: the minute's end plus the dataset's publication delay.
+        assert got["event_timestamp"] == got["window_start"] + pd.Timedelta(minutes=1) + delay(OHLCV_MINUTE)
         for col in ("open", "high", "low", "close", "volume", "transactions"):
             assert got[col] == true[col], col
         assert not got["adjusted"] and got["source"] == "polygon_ws"

@@ -13,6 +13,7 @@ import pytest
 import redis
 from fixtures.stream import STREAM_DAY, STREAM_REPLAY, STREAM_SYMBOLS, MakeClient
 
+from ingestion import calendar
 from ingestion.datasets import REALTIME_QUOTES
 from ingestion.simulators.market import Market
 from ingestion.simulators.polygon_ws import PolygonWsServer, WsFaults
@@ -54,6 +55,8 @@ def replay_over(server: PolygonWsServer, bridge: StreamBridge) -> Callable[[], b
 
 def online_frame(store: Any) -> pd.DataFrame:
     rows = [{"symbol": s} for s in STREAM_SYMBOLS]
+    # The replayed session is in 2024: read at its close, so the view's ttl judges the ticks as of that day.
+    store.config.online_store.read_at = calendar.session_close(pd.Timestamp(STREAM_DAY).date()).to_pydatetime()
     return store.get_online_features(features=FEATURES, entity_rows=rows).to_df().set_index("symbol")
 
 

@@ -1,10 +1,13 @@
-"""The online store: Feast's Redis online store, written fast and byte for byte as Feast writes it.
+"""The online store's parts: Feast's Redis hash layout, written fast, with TTL at read and pre-computed vectors.
 
-One concern a module:
+The store class is :class:`ingestion.store.feast_online.EnvRedisOnlineStore`. One concern a module:
 
+* :mod:`~ingestion.store.online.layout`: the key layout (hash fields, vector slices) and protobuf fragments;
+* :mod:`~ingestion.store.online.cas`: the Lua compare-and-set every write goes through;
+* :mod:`~ingestion.store.online.catalog`: layouts, TTLs and vector plans from the registry, cached;
 * :mod:`~ingestion.store.online.encoding`: Feast's protobuf bytes (values, timestamps, entity keys);
 * :mod:`~ingestion.store.online.latest`: the latest row per entity, of a frame or of the offline store (DuckDB);
-* :mod:`~ingestion.store.online.writer`: :class:`OnlineWriter`, a frame per round trip with a Lua compare-and-set;
+* :mod:`~ingestion.store.online.writer`: :class:`OnlineWriter`, a frame per round trip through the store class;
 * :mod:`~ingestion.store.online.materialize`: :func:`materialize_latest`, offline latest rows into Redis (and the
   interval into the registry).
 

@@ -70,7 +70,7 @@ def materialize_latest(
     began = clock()
     rows = latest_rows(data_dir, ds, start=start, end=end)
     online = writer or OnlineWriter(store)
-    result = online.write(ds.name, rows)
+    result = online.write(ds.name, rows, record=False)
     if len(rows):
         times = rows[EVENT_TS]
         record_interval(store, ds.name, as_utc(start or times.min()).to_pydatetime(), times.max().to_pydatetime())
