@@ -13,6 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ingestion.store.objectstore import Root
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REPO_PATH = PROJECT_ROOT / "feature_repo"
@@ -26,6 +30,9 @@ UW_DEFAULT_BASE_URL = "https://api.unusualwhales.com"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 ACCEPT_ENVIRONMENT_VARIABLE = "FEAST_ACCEPT_ENVIRONMENT"
 PUBLICATION_DELAYS_VARIABLE = "FEAST_PUBLICATION_DELAYS"
+LOCAL_DIR_VARIABLE = "FEAST_LOCAL_DIR"
+"""With ``FEAST_DATA_DIR=s3://bucket/prefix``: the local folder for what stays on this machine (the Feast file
+registry, process state); default the project's ``data/`` folder."""
 """``dataset=duration,...`` (``ohlcv_daily=30m,ohlcv_minute=20s``; units s, m, h, d): publication delays that
 replace a dataset's default (:mod:`ingestion.publication`)."""
 
@@ -50,6 +57,21 @@ class Settings:
     :mod:`ingestion.store.environment`)."""
     publication_delays: Mapping[str, timedelta] = field(default_factory=dict)
     """Per-dataset publication delays from ``FEAST_PUBLICATION_DELAYS`` (see :func:`publication_delays`)."""
+    store_url: str | None = None
+    """``FEAST_DATA_DIR`` when it is an object-store URL (``s3://bucket/prefix``): the offline store (part files,
+    quarantine, coverage, watermarks) lives there, and ``data_dir`` is the local folder (``FEAST_LOCAL_DIR``)."""
+
+    @property
+    def offline_root(self) -> Root:
+        """Where the offline store lives: ``data_dir``, or the object-store URL of ``FEAST_DATA_DIR``."""
+        from ingestion.store.objectstore import ObjectRoot
+
+        return ObjectRoot(self.store_url) if self.store_url else self.data_dir
+
+    @property
+    def state_root(self) -> Root:
+        """Coverage and watermarks: ``state_dir``, or ``state/`` under the object-store URL."""
+        return self.offline_root / "state"
 
     @property
     def offline_dir(self) -> Path:
@@ -80,6 +102,20 @@ def _nonempty(env: Mapping[str, str], *names: str) -> str | None:
     return None
 
 
+def _store_url(env: Mapping[str, str]) -> str | None:
+    from ingestion.store.objectstore import is_object_url
+
+    value = _nonempty(env, "FEAST_DATA_DIR")
+    return value.rstrip("/") if value and is_object_url(value) else None
+
+
+def _local_dir(env: Mapping[str, str]) -> Path:
+    value = _nonempty(env, "FEAST_DATA_DIR")
+    if _store_url(env):
+        value = _nonempty(env, LOCAL_DIR_VARIABLE)
+    return Path(value or DEFAULT_DATA_DIR).expanduser().resolve()
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     return (_nonempty(env, name) or "").lower() in ("1", "true", "yes")
 
@@ -94,7 +130,8 @@ def settings(env: Mapping[str, str] | None = None) -> Settings:
         polygon_ws_url=_nonempty(env, "POLYGON_WS_URL") or POLYGON_DEFAULT_WS_URL,
         uw_base_url=_nonempty(env, "UW_BASE_URL") or UW_DEFAULT_BASE_URL,
         redis_url=_nonempty(env, "REDIS_URL"),
-        data_dir=Path(_nonempty(env, "FEAST_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve(),
+        data_dir=_local_dir(env),
+        store_url=_store_url(env),
         repo_path=Path(_nonempty(env, "FEAST_REPO_PATH") or DEFAULT_REPO_PATH).expanduser().resolve(),
         accept_environment=_flag(env, ACCEPT_ENVIRONMENT_VARIABLE),
         publication_delays=publication_delays(env),
@@ -126,6 +163,10 @@ def publication_delays(env: Mapping[str, str] | None = None) -> dict[str, timede
                 f"{PUBLICATION_DELAYS_VARIABLE}: {entry.strip()!r} is not dataset=duration (e.g. ohlcv_daily=15m)"
             )
         out[name] = timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    if not out:
+        # Nothing to check: the dataset table imports pyarrow and pandas, which a command like ``apply`` otherwise
+        # never loads in its own process.
+        return out
     from ingestion.datasets import DATASETS
 
     unknown = sorted(set(out) - set(DATASETS))

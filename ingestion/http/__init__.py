@@ -27,34 +27,92 @@ status to typed errors), ``redaction``, ``metrics``, ``auth``, ``clock`` (inject
 composition) and ``paging`` (the one bounded loop over a vendor's pages).
 """
 
-from ingestion.http.auth import AuthProvider, BearerAuth
-from ingestion.http.body import BodyLimits, BodyTooLarge
-from ingestion.http.breaker import CircuitBreaker, CircuitState
-from ingestion.http.cache import CacheTTL, ResponseCache, cache_key
-from ingestion.http.client import CachePredicate, ErrorMapper, ResponseHook, VendorHTTP
-from ingestion.http.clock import Clock, ManualClock, Sleep, monotonic_clock, real_sleep, wall_clock
-from ingestion.http.metrics import HTTPMetrics, default_metrics
-from ingestion.http.paging import DEFAULT_MAX_PAGES, PagingError, paginate
-from ingestion.http.ratelimit import LimiterStats, TokenBucket
-from ingestion.http.redaction import (
-    SECRETS,
-    RedactingFilter,
-    SecretRegistry,
-    install_redaction,
-    key_fingerprint,
-    redact,
-    redact_exception,
-    redact_headers,
-    redact_text,
-    redact_url,
-    register_secret,
-    strip_auth_params,
-)
-from ingestion.http.result import HTTPResult
-from ingestion.http.retry import RetryPolicy, is_retryable, parse_retry_after
-from ingestion.http.scope import CacheScope
-from ingestion.http.session import Timeouts, make_session
-from ingestion.http.status import error_for_status
+# Names resolve on first use (PEP 562): a process that needs only ``redaction`` (every command's logging setup)
+# does not pay for pandas and redis-py, which ``cache`` and ``breaker`` import; that is a third of a second of
+# ``ingestion apply``. Type checkers read the imports below.
+from importlib import import_module as _import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ingestion.http.auth import AuthProvider, BearerAuth
+    from ingestion.http.body import BodyLimits, BodyTooLarge
+    from ingestion.http.breaker import CircuitBreaker, CircuitState
+    from ingestion.http.cache import CacheTTL, ResponseCache, cache_key
+    from ingestion.http.client import CachePredicate, ErrorMapper, ResponseHook, VendorHTTP
+    from ingestion.http.clock import Clock, ManualClock, Sleep, monotonic_clock, real_sleep, wall_clock
+    from ingestion.http.metrics import HTTPMetrics, default_metrics
+    from ingestion.http.paging import DEFAULT_MAX_PAGES, PagingError, paginate
+    from ingestion.http.ratelimit import LimiterStats, TokenBucket
+    from ingestion.http.redaction import (
+        SECRETS,
+        RedactingFilter,
+        SecretRegistry,
+        install_redaction,
+        key_fingerprint,
+        redact,
+        redact_exception,
+        redact_headers,
+        redact_text,
+        redact_url,
+        register_secret,
+        strip_auth_params,
+    )
+    from ingestion.http.result import HTTPResult
+    from ingestion.http.retry import RetryPolicy, is_retryable, parse_retry_after
+    from ingestion.http.scope import CacheScope
+    from ingestion.http.session import Timeouts, make_session
+    from ingestion.http.status import error_for_status
+
+
+del TYPE_CHECKING  # the package's public names are exactly __all__
+_EXPORTS: dict[str, str] = {
+    "AuthProvider": "auth",
+    "BearerAuth": "auth",
+    "BodyLimits": "body",
+    "BodyTooLarge": "body",
+    "CachePredicate": "client",
+    "CacheScope": "scope",
+    "CacheTTL": "cache",
+    "CircuitBreaker": "breaker",
+    "CircuitState": "breaker",
+    "Clock": "clock",
+    "DEFAULT_MAX_PAGES": "paging",
+    "ErrorMapper": "client",
+    "HTTPMetrics": "metrics",
+    "HTTPResult": "result",
+    "LimiterStats": "ratelimit",
+    "ManualClock": "clock",
+    "PagingError": "paging",
+    "RedactingFilter": "redaction",
+    "ResponseCache": "cache",
+    "ResponseHook": "client",
+    "RetryPolicy": "retry",
+    "SECRETS": "redaction",
+    "SecretRegistry": "redaction",
+    "Sleep": "clock",
+    "Timeouts": "session",
+    "TokenBucket": "ratelimit",
+    "VendorHTTP": "client",
+    "cache_key": "cache",
+    "default_metrics": "metrics",
+    "error_for_status": "status",
+    "install_redaction": "redaction",
+    "is_retryable": "retry",
+    "key_fingerprint": "redaction",
+    "make_session": "session",
+    "monotonic_clock": "clock",
+    "paginate": "paging",
+    "parse_retry_after": "retry",
+    "real_sleep": "clock",
+    "redact": "redaction",
+    "redact_exception": "redaction",
+    "redact_headers": "redaction",
+    "redact_text": "redaction",
+    "redact_url": "redaction",
+    "register_secret": "redaction",
+    "strip_auth_params": "redaction",
+    "wall_clock": "clock",
+}
 
 __all__ = [
     "DEFAULT_MAX_PAGES",
@@ -104,3 +162,12 @@ __all__ = [
     "strip_auth_params",
     "wall_clock",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, unquote
 
-import redis
-from redis.cluster import ClusterNode, RedisCluster
+if TYPE_CHECKING:
+    import redis
+    from redis.cluster import RedisCluster
 
 Kind = Literal["redis", "redis_cluster", "redis_sentinel"]
 
@@ -154,6 +155,11 @@ def _feast_value(text: str) -> str:
 
 def connect(url: str, **kwargs: Any) -> redis.Redis | RedisCluster:
     """A redis-py client for ``url`` (single node, cluster or sentinel primary). ``kwargs`` go to the client."""
+    # redis-py is imported here, not at module level: every command parses REDIS_URL before it runs, and ``apply``
+    # never opens a connection in its own process (a quarter of a second of import it would pay for nothing).
+    import redis
+    from redis.cluster import ClusterNode, RedisCluster
+
     target = parse_redis_url(url)
     common: dict[str, Any] = {"username": target.username, "password": target.password, **kwargs}
     if target.ssl:
@@ -191,6 +197,9 @@ def parse_connection_string(connection_string: str) -> tuple[list[tuple[str, int
 
 def connect_feast(kind: str, connection_string: str, sentinel_master: str = "mymaster") -> redis.Redis | RedisCluster:
     """A redis-py client for a Feast ``online_store`` block's target (``redis_type``, ``connection_string``)."""
+    import redis
+    from redis.cluster import ClusterNode, RedisCluster
+
     nodes, options = parse_connection_string(connection_string)
     if kind == "redis_cluster":
         return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes], **options)  # type: ignore[no-untyped-call]
