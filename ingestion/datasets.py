@@ -303,10 +303,13 @@ FLOW_ALERTS = Dataset(
     description="Unusual Whales flow alerts as the vendor published them, one row per alert id (raw, not served).",
     event_time_rule=(
         "When Unusual Whales published the alert: its `created_at` (on the WebSocket, which has none, `executed_at`, "
-        "else `end_time`). Never the trade times `start_time`/`end_time`, which precede publication by up to minutes."
+        "else `end_time`). Never the trade times `start_time`/`end_time`, which precede publication by up to minutes. "
+        "A late alert, one the live collector first saw after a poll had already covered its `created_at`, is stamped "
+        "when it was first seen: it was not in the vendor's answer before, so no model could have used it earlier."
     ),
     columns=_meta(
         Column("id", pa.string(), "The vendor's alert id (a `uw-sha1:` surrogate when the vendor sent none).", False),
+        Column("created_at", TS, "Vendor publication time (UTC): the event time unless the alert came late.", False),
         Column("option_chain", pa.string(), "OCC option symbol.", False),
         Column("type", pa.string(), "call or put.", False),
         Column("strike", pa.float64(), "Strike price.", False),

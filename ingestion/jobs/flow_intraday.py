@@ -21,7 +21,7 @@ from ingestion.datasets import ENTITY_KEY, EVENT_TS, FLOW_ALERTS, OPTIONS_FLOW_D
 from ingestion.rejects import ParseResult
 from ingestion.store.offline import read_dataset
 from ingestion.unusual_whales.client import EnhancedUnusualWhalesClient
-from ingestion.unusual_whales.raw_alerts import flow_alert_rows, new_alerts
+from ingestion.unusual_whales.raw_alerts import flow_alert_rows, known_times, new_alerts
 from ingestion.unusual_whales.rolling import LONGEST_US, rolling_rows
 
 _HOUR_S = LONGEST_US // 1_000_000
@@ -60,6 +60,8 @@ def intraday_frames(
     unit_rows = flow_alert_rows(alerts.frame)
     unit_rows = unit_rows[(pd.to_datetime(unit_rows[EVENT_TS], utc=True) <= now).to_numpy()]
     context = flow_alert_rows(pd.concat([unit_rows, *(flow_alert_rows(r.frame) for r in fetched)], ignore_index=True))
+    # Alerts the live collector stored keep the time it first saw them: a late one never enters a window earlier.
+    context = known_times(data_dir, context)
     hi_at = min(end + pd.Timedelta(microseconds=LONGEST_US), now)
     rows = rolling_rows(context, start, hi_at)
     return {FLOW_ALERTS.name: new_alerts(data_dir, unit_rows), OPTIONS_FLOW_INTRADAY.name: _unstored(data_dir, rows)}, (

@@ -203,6 +203,9 @@ class UWServer(SimServer):
         self.quota = quota
         self.style: Style = style
         self.missing_client_id: Counter[str] = Counter()
+        self.listing_delays: dict[str, float] = {}
+        """Alert id -> seconds after its ``created_at`` before the flow-alerts list shows it (a vendor that publishes
+        an alert late: a poll that covered its ``created_at`` did not see it). Changeable while running."""
         self._local = threading.local()
         super().__init__(_routes(self), self._authenticate, name="unusual-whales", clock=clock, port=port)
         self.response_hooks.append(self._add_quota_headers)
@@ -481,12 +484,15 @@ class _App:
         lo_us, hi_us = round(lower * 1e6), round(upper * 1e6)
         first, last = _new_york_today(lower), _new_york_today(upper)
         out: list[FlowAlert] = []
+        delays, now_us = dict(self.server.listing_delays), round(ctx.now * 1e6)
         for day in reversed(self.truth.market.sessions(first, last)):
             day_alerts = [
                 a
                 for s in symbols
                 for a in self.truth.flow_alerts(s, day)
-                if lo_us <= a.created_at_us <= hi_us and keep(a)
+                if lo_us <= a.created_at_us <= hi_us
+                and keep(a)
+                and a.created_at_us + round(delays.get(a.id, 0.0) * 1e6) <= now_us
             ]
             out.extend(sorted(day_alerts, key=lambda a: (a.created_at_us, a.id), reverse=True))
             if len(out) >= limit:

@@ -101,7 +101,9 @@ def reconcile_state(path: Path, data_dir: Path, start_at: pd.Timestamp, overlap_
     horizon_us = (math.floor(state.watermark_us / 1e6) - overlap_s - 1) * 1_000_000
     stored = stored_alerts(data_dir, pd.Timestamp(horizon_us, unit="us", tz="UTC"))
     if len(stored):
-        created = pd.to_datetime(stored[EVENT_TS], utc=True).dt.as_unit("us").astype("int64")
+        # The collector's watermark is on the vendor's created_at; a late alert's event time is later than that.
+        published = stored["created_at"] if "created_at" in stored else stored[EVENT_TS]
+        created = pd.to_datetime(published.fillna(stored[EVENT_TS]), utc=True).dt.as_unit("us").astype("int64")
         state.recent_ids.update(dict(zip(stored["id"].astype(str), created.astype(int), strict=True)))
         state.watermark_us = max(state.watermark_us, int(created.max()))
     state.save(path)
@@ -165,13 +167,32 @@ class FlowFeed:
 
     def _land(self, batch: pd.DataFrame) -> None:
         began = time.perf_counter()
-        rows = flow_alert_rows(batch)
+        rows = self._stamp_late(flow_alert_rows(batch))
         created = pd.Timestamp.now(tz="UTC").floor("us")
         landed = land(self.landing, Batch(SOURCE, {FLOW_ALERTS.name: rows}), self.summary, created)
         with self._lock:
             self._new.append(landed.frames[FLOW_ALERTS.name])
             self.stats.counts["alerts_landed"] += landed.written[FLOW_ALERTS.name]
             self.stats.seconds["land"] += time.perf_counter() - began
+
+    def _stamp_late(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Late alerts (``created_at`` at or before the instant the windows were already emitted to: an earlier poll
+        covered that time and the vendor did not list them) take the moment they were first seen as event time, so
+        no row placed before that moment, online or in training, ever counts them; the windows' rows already
+        emitted never change."""
+        emitted_to = self.windows.emitted_to
+        if emitted_to is None or rows.empty:
+            return rows
+        published = pd.to_datetime(rows[EVENT_TS], utc=True)
+        late = (published <= emitted_to).to_numpy()
+        if not late.any():
+            return rows
+        seen = pd.Timestamp(self.client.clock(), unit="s", tz="UTC").floor("us")
+        known = max(seen, emitted_to + pd.Timedelta(microseconds=1))
+        self.stats.counts["late_alerts"] += int(late.sum())
+        rows = rows.copy()
+        rows[EVENT_TS] = published.where(~late, known).to_numpy()
+        return rows.sort_values([EVENT_TS, "id"], kind="stable").reset_index(drop=True)
 
     def _on_poll(self, as_of: pd.Timestamp) -> None:
         from feast.data_source import PushMode
@@ -186,8 +207,6 @@ class FlowFeed:
             if len(new)
             else np.zeros(0)
         )
-        if previous is not None:
-            self.stats.counts["late_alerts"] += int((published_s <= previous.value / 1e9).sum())
         rows = self.windows.advance(new, as_of)
         if len(rows):
             self.store.push(PUSH_SOURCE, rows, to=PushMode.ONLINE_AND_OFFLINE)
