@@ -16,8 +16,9 @@ from ingestion.store.feast_repo import feature_fields, offline_glob
 from ingestion.store.feast_sources import DatasetPushSource, DatasetSource
 
 # FEAST_DATA_DIR (else the project's data/ folder), read when `feast apply` parses the repo: the registry then
-# records absolute paths under this data dir, the same one the yaml's registry and our writers use.
-_DATA_DIR = config.settings().data_dir
+# records absolute paths under this data dir, the same one the yaml's registry and our writers use (or s3:// URLs
+# when FEAST_DATA_DIR names object storage).
+_DATA_DIR = config.settings().offline_root
 
 
 def _file_source(dataset: Dataset) -> DatasetSource:

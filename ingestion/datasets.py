@@ -127,8 +127,10 @@ _BAR_COLUMNS = (
     Column(
         "source",
         pa.string(),
-        "Where the bar came from: polygon (REST aggregates, adjusted=false), polygon_ws (built from streamed "
-        "trades), or unusual_whales (candles, the fallback when Polygon is unavailable); all as traded.",
+        "Where the bar came from: polygon (REST aggregates, adjusted=false), polygon_refill (the same, fetched by "
+        "the stream to fill a gap), polygon_ws (built from streamed trades), or unusual_whales (candles, the "
+        "fallback when Polygon is unavailable); all as traded. Of one minute's rows readers serve the first in "
+        "that order (ingestion.store.precedence).",
         False,
         default="polygon",
     ),

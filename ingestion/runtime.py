@@ -56,7 +56,7 @@ class Runtime:
         """Call before fetching ``vendors``' data into the data dir: records this run's environment of each on first
         use, and raises a one-line :class:`ConfigError` when the data dir holds that vendor's data from another."""
         for vendor in vendors:
-            claim(self.settings.data_dir, vendor, self.environment(vendor), accept=self.settings.accept_environment)
+            claim(self.settings.offline_root, vendor, self.environment(vendor), accept=self.settings.accept_environment)
 
     @property
     def redis_url(self) -> str:

@@ -27,13 +27,16 @@ from ingestion.bench.common import machine
 # Module under ingestion.bench -> what it measures. Modules not present are reported as missing, not skipped quietly.
 BENCHMARKS: dict[str, str] = {
     "online_read": "online read: get_online_features vs raw HMGET pipeline",
+    "feature_server": "HTTP feature server, 10 entities a request: ours vs stock feast serve",
     "online_write": "online write of stream rows: our writer vs Feast push vs raw HSET",
     "stream": "WebSocket receive + bridge vs raw websockets loop and the official client",
     "rest_parse": "REST parse to the standard frame vs the official client and bare orjson",
     "retrieval": "training retrieval: ours vs raw DuckDB ASOF vs stock Feast stores",
+    "spark_retrieval": "training retrieval: Feast's Spark offline store (local mode) vs ours",
     "materialize": "materialize: ours vs stock feast materialize",
     "offline_append": "offline append cost per batch vs Feast offline push",
     "feast_apply": "feast apply of the repo: CI's invocation vs plain",
+    "universe": "universe daily backfill: grouped daily vs per-ticker requests, N tickers x Y years",
 }
 
 

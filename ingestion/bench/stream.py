@@ -11,6 +11,10 @@ connection, speaking Polygon's handshake. Each consumer then reads the very same
   real Redis (Feast's bytes) and Parquet, as fast as the frames come, and again paced at a fixed rate
   (``PACED_RATE`` ticks/s) for the tick -> online latency under sustained load.
 
+* ``via Redis Streams buffer``: the same paced frames through the durable tick buffer: a reader here, two bridge
+  consumer processes (:mod:`ingestion.bench.stream_buffer`), receive -> online per tick, side by side with the
+  in-process bridge.
+
 Then the bridge's own rows are written online through our writer and through Feast ``push``, for rows/s of each.
 Throughput is ticks/s over the wall time from the first data frame to the last tick processed. Goals (issue 7):
 client >= 0.7x raw loop; bridge >= 100k ticks/s with p99 tick -> online <= 250 ms; online writes >= 5x Feast push.
@@ -275,6 +279,7 @@ def online_writes(store: Any, frames: list[Any], universe: int) -> dict[str, flo
 def run(quick: bool) -> dict[str, Any]:
     """All consumers on the same frames; see the module docstring."""
     from ingestion.bench.common import peak_rss_mb
+    from ingestion.bench.stream_buffer import run_buffered
     from ingestion.config import settings
     from ingestion.store.feast_repo import feast_cli, open_store
     from ingestion.store.redis_server import RedisServer
@@ -297,6 +302,7 @@ def run(quick: bool) -> dict[str, Any]:
             fast = our_bridge(feeder.url, feeder.events, store, Path(tmp) / "fast")
             paced_url = f"{feeder.url}?rate={PACED_RATE}"
             paced = our_bridge(paced_url, feeder.events, store, Path(tmp) / "paced")
+            buffered = run_buffered(paced_url, feeder.events, redis_server.url, Path(tmp), Path(tmp) / "buffered")
             writes = online_writes(store, fast["rows"] + paced["rows"], universe=200 if quick else 1000)
     finally:
         feeder.stop()
@@ -309,6 +315,8 @@ def run(quick: bool) -> dict[str, Any]:
          "p99_ms": fast["p99_ms"]},
         {"variant": f"our bridge (paced {PACED_RATE:,}/s)", "ticks_per_s": paced["ticks_per_s"],
          "p50_ms": paced["p50_ms"], "p99_ms": paced["p99_ms"]},
+        {"variant": f"via Redis Streams buffer, 2 consumers (paced {PACED_RATE:,}/s)",
+         "ticks_per_s": buffered["ticks_per_s"], "p50_ms": buffered["p50_ms"], "p99_ms": buffered["p99_ms"]},
         *({"variant": f"online write {name} (rows/s)", "ticks_per_s": rate} for name, rate in writes.items()),
     ]  # fmt: skip
     # One process runs every consumer (the feeder is its own process), so the peak RSS is shared by the rows.
@@ -323,6 +331,7 @@ def run(quick: bool) -> dict[str, Any]:
             "client / raw": ours / raw,
             "client / massive": ours / official,
             "bridge / raw": fast["ticks_per_s"] / raw,
+            "buffered / in-process bridge, paced": buffered["ticks_per_s"] / paced["ticks_per_s"],
             **{
                 f"online ours / feast push, {label}": writes[f"ours, {label}"] / writes[f"feast push, {label}"]
                 for label in labels
@@ -332,6 +341,8 @@ def run(quick: bool) -> dict[str, Any]:
             "client >= 0.7x raw": ours / raw >= 0.7,
             "bridge >= 100k ticks/s": fast["ticks_per_s"] >= 100_000,
             "paced p99 <= 250 ms": (paced["p99_ms"] or 0.0) <= 250.0,
+            "buffered, 2 consumers: >= 100k ticks/s": buffered["ticks_per_s"] >= 100_000,
+            "buffered, 2 consumers: p99 <= 250 ms": (buffered["p99_ms"] or 0.0) <= 250.0,
             "online >= 5x feast push": all(
                 writes[f"ours, {label}"] / writes[f"feast push, {label}"] >= 5.0 for label in labels
             ),

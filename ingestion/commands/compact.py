@@ -24,7 +24,11 @@ def run(args: argparse.Namespace) -> int:
         if name not in datasets.DATASETS:
             raise ConfigError(f"--datasets {name!r} is unknown: choose from {', '.join(datasets.DATASETS)}")
     months = [m.strip() for m in args.months.split(",") if m.strip()] or None
-    data_dir = settings().data_dir
+    s = settings()
+    if s.store_url:
+        # Merging on object storage needs a manifest that retires the merged files (ingestion.store.offline_objects).
+        raise ConfigError(f"compact works on a local data dir only; FEAST_DATA_DIR is {s.store_url}")
+    data_dir = s.data_dir
     for name in names:
         r = compact(data_dir, name, only=months)
         print(

@@ -33,6 +33,6 @@ def run(args: argparse.Namespace) -> int:
     with runtime(settings(), vendors=False) as rt:
         store = open_store(rt.settings, rt.redis_url)
         for name in names:
-            result = materialize_latest(store, name, rt.settings.data_dir)
+            result = materialize_latest(store, name, rt.settings.offline_root)
             print(f"{name}: {result.keys} keys, {result.written} written, {result.keys_per_second:,.0f} keys/s")
     return 0

@@ -8,6 +8,8 @@ With no ``POLYGON_API_KEY`` it replays a simulated session; with no ``REDIS_URL`
 under the same signals, metrics and ``/health``; a SIGTERM lands its last batch before the command ends.
 ``--metrics-port`` and ``--health-port`` are bound before anything starts, so a port in use is a one-line error;
 ``/health`` answers 503 ("not running") until the bridge runs (see :class:`~ingestion.stream.runner.StreamHealth`).
+``--buffer redis`` goes through the durable tick buffer; ``--role reader|bridge`` splits the reader and the bridge
+consumers into processes (:mod:`ingestion.stream.buffered`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ingestion.errors import ConfigError
 from ingestion.jobs.args import listening, parse_date, port, whole_number
 
 HELP = "stream Polygon trades and quotes into the online (Redis) and offline (Parquet) stores"
@@ -44,6 +47,27 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument(
         "--flow-interval", type=positive_seconds, default=5.0, help="seconds between flow-alert polls (default 5)"
     )
+    buffer = parser.add_argument_group("durable tick buffer (Redis Streams; see ingestion.stream.buffered)")
+    buffer.add_argument(
+        "--buffer", choices=("none", "redis"), default="none", help="redis: reader -> Redis Streams -> bridge consumers"
+    )
+    buffer.add_argument(
+        "--role",
+        choices=("all", "reader", "bridge"),
+        default="all",
+        help="with --buffer redis: all (one process, default), reader (WebSocket -> buffer) or bridge (a consumer)",
+    )
+    buffer.add_argument("--consumer", default=None, help="the bridge consumer's name (stable across restarts)")
+    buffer.add_argument("--buffer-name", default="ticks", help="key prefix of the buffer (default ticks)")
+    buffer.add_argument(
+        "--buffer-partitions", type=whole_number("partitions"), default=8, help="fixed per buffer (default 8)"
+    )
+    buffer.add_argument(
+        "--lease-ms",
+        type=whole_number("milliseconds"),
+        default=5_000,
+        help="a dead consumer's partitions move to the others after this long (default 5000)",
+    )
 
 
 def positive_seconds(text: str) -> float:
@@ -59,8 +83,19 @@ def positive_seconds(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from ingestion.config import settings
-    from ingestion.stream.runner import StreamHealth, StreamOptions, parse_symbols, run_stream
+    from ingestion.stream.runner import BufferOptions, StreamHealth, StreamOptions, parse_symbols, run_stream
 
+    if args.buffer == "none" and (args.role != "all" or args.consumer is not None):
+        raise ConfigError("--role and --consumer need --buffer redis")
+    buffer = None
+    if args.buffer == "redis":
+        buffer = BufferOptions(
+            role=args.role,
+            consumer=args.consumer,
+            name=args.buffer_name,
+            partitions=args.buffer_partitions,
+            lease_ms=args.lease_ms,
+        )
     opts = StreamOptions(
         symbols=parse_symbols(args.symbols),
         seconds=args.seconds,
@@ -72,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         sim_day=None if args.sim_day is None else parse_date(args.sim_day, "--sim-day").isoformat(),
         flow=args.flow,
         flow_interval_s=args.flow_interval,
+        buffer=buffer,
     )
     if args.metrics_port is not None:
         from ingestion.ops.metrics import serve_metrics

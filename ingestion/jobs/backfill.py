@@ -30,6 +30,7 @@ from ingestion.jobs.corporate_actions import CorporateActions
 from ingestion.jobs.coverage import Interval
 from ingestion.jobs.derived import WARMUP_SESSIONS, add_daily_features
 from ingestion.jobs.engine import calendar_units, outside_requested, rows_in_unit, run_units
+from ingestion.jobs.identity import Identities, Identity, fetch_as_traded, identities_to_fetch
 from ingestion.jobs.landing import Batch, Sinks
 from ingestion.jobs.listing import Listing, Listings, polygon_listings
 from ingestion.jobs.quality import check_bars, minute_gaps
@@ -62,6 +63,8 @@ class OhlcvSource:
     timespan: str
     fallback: Fallback | None = None
     actions: CorporateActions | None = None
+    identities: Identities | None = None
+    """Each entity's tickers (:mod:`ingestion.jobs.identity`): META's bars before 2022-06-09 are asked as FB."""
     _listings: Listings | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -90,6 +93,13 @@ class OhlcvSource:
             self._listings = polygon_listings(self.client)
         return self._listings(symbol)
 
+    def _as_traded(self, entity: str, lo: dt.date, hi: dt.date) -> ParseResult:
+        """Raw Polygon bars of ``entity`` over ``[lo, hi]``, asked under each ticker it traded as, keyed by it."""
+        identity = self.identities.get(entity) if self.identities is not None else Identity.single(entity)
+        return fetch_as_traded(
+            identity, (lo, hi), lambda t, a, b: self.client.fetch_aggregates(t, 1, self.timespan, a, b, adjusted=False)
+        )
+
     def fetch(self, symbol: str, unit: Interval, now: pd.Timestamp) -> Batch:
         """Bars of one unit, validated, with derived features for daily bars; rows not yet knowable are left out.
 
@@ -103,7 +113,7 @@ class OhlcvSource:
         # Before any bar is derived: the splits and dividends known now, new ones landed with this unit.
         refreshed = self.actions.refresh(symbol) if daily and self.actions is not None else None
         try:
-            parsed = self.client.fetch_aggregates(symbol, 1, self.timespan, fetch_lo, hi, adjusted=False)
+            parsed = self._as_traded(symbol, fetch_lo, hi)
         except _UNAVAILABLE as exc:
             if self.fallback is None:
                 raise
@@ -150,10 +160,13 @@ def backfill_ohlcv(
     fallback: Fallback | None = None,
 ) -> JobSummary:
     """Backfill bars of many symbols in parallel; one failing symbol is reported and the others go on."""
-    actions = CorporateActions(client, sinks.offline.data_dir) if timespan == "day" else None
+    actions = CorporateActions(client, sinks.offline.root) if timespan == "day" else None
     source = OhlcvSource(client, timespan, fallback, actions)
     at = now if now is not None else pd.Timestamp.now(tz="UTC")
-    return run_units(source, sinks, symbols, (start, end), now=at, workers=max_workers, progress=progress)
+    # One entity per security: FB and META are one (jobs/identity.py); names already covered ask nothing.
+    source.identities = identities_to_fetch(client, sinks, source, list(symbols), (start, end))
+    entities = source.identities.entities
+    return run_units(source, sinks, entities, (start, end), now=at, workers=max_workers, progress=progress)
 
 
 __all__ = ["OHLCV_DATASETS", "Fallback", "OhlcvSource", "Sinks", "backfill_ohlcv"]

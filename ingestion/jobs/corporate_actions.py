@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final, Protocol
 
 import numpy as np
@@ -36,6 +35,7 @@ import pandas as pd
 from ingestion.datasets import CORPORATE_ACTIONS, ENTITY_KEY, EVENT_TS
 from ingestion.polygon.actions import ACTION_COLUMNS
 from ingestion.rejects import ParseResult, Rejected
+from ingestion.store.objectstore import Root
 from ingestion.store.offline import dedupe_on_key, read_dataset
 
 DUPLICATE_SPLIT_DAYS: Final = 30
@@ -140,7 +140,7 @@ def _frame(rows: list[dict[str, Any]], like: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(like.dtypes.to_dict()) if len(like.columns) == len(ACTION_COLUMNS) else frame
 
 
-def stored_actions(data_dir: Path, symbol: str) -> pd.DataFrame:
+def stored_actions(data_dir: Root, symbol: str) -> pd.DataFrame:
     """The ``corporate_actions`` rows of ``symbol`` already stored, one per (kind, vendor id)."""
     frame = read_dataset(data_dir, CORPORATE_ACTIONS, [symbol])
     return dedupe_on_key(CORPORATE_ACTIONS, frame).loc[:, list(ACTION_COLUMNS)].reset_index(drop=True)
@@ -150,7 +150,7 @@ class CorporateActions:
     """Refreshes each symbol's actions once per run (the first daily unit of the symbol lands them; later units of
     the same run reuse them). Thread-safe: the engine runs symbols in parallel."""
 
-    def __init__(self, client: ActionsClient, data_dir: Path) -> None:
+    def __init__(self, client: ActionsClient, data_dir: Root) -> None:
         self.client = client
         self.data_dir = data_dir
         self._done: dict[str, pd.DataFrame] = {}

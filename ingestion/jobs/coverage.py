@@ -6,17 +6,17 @@ its rows are durable, and a run fetches only the parts of its range not yet cove
 nothing, a wider range fetches only what is missing, and an interrupted run resumes at the first missing chunk.
 
 Two runs may record units of one dataset at the same time (two backfills in two processes): each record is a
-read-modify-write of the dataset's file under an OS file lock (:func:`~ingestion.store.jsonstate.update_json`), so
-neither loses the other's units.
+read-modify-write of the dataset's file under an OS file lock, or on object storage (``FEAST_DATA_DIR=s3://...``)
+a compare-and-swap on the object's ETag (:mod:`ingestion.store.records`), so neither loses the other's units.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
-from ingestion.store.jsonstate import read_json, update_json
+from ingestion.store.objectstore import Root
+from ingestion.store.records import read_record, update_record
 
 Interval = tuple[dt.date, dt.date]
 
@@ -53,24 +53,28 @@ def missing(wanted: Interval, covered: list[Interval]) -> list[Interval]:
 
 
 class Coverage:
-    """Completed intervals per (dataset, symbol), one small JSON file per dataset under ``state_dir/coverage``."""
+    """Completed intervals per (dataset, symbol), one small JSON file per dataset under ``state_dir/coverage``
+    (a local folder, or a prefix on object storage)."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Root) -> None:
         self._dir = state_dir / "coverage"
 
-    def _path(self, dataset: str) -> Path:
+    def _path(self, dataset: str) -> Root:
         return self._dir / f"{dataset}.json"
 
     def get(self, dataset: str, symbol: str) -> list[Interval]:
-        # No lock: the file is replaced whole by a rename, so a reader sees one complete version.
-        raw = read_json(self._path(dataset)) or {}
+        # No lock: the file (or object) is replaced whole, so a reader sees one complete version.
+        raw = read_record(self._path(dataset)) or {}
         return _intervals(raw.get(symbol, []))
 
     def add(self, dataset: str, symbol: str, interval: Interval) -> None:
         """Record ``interval`` as complete (call only after its rows are durable)."""
-        with update_json(self._path(dataset)) as data:
+
+        def record(data: dict[str, Any]) -> None:
             spans = merge([*_intervals(data.get(symbol, [])), interval])
             data[symbol] = [[a.isoformat(), b.isoformat()] for a, b in spans]
+
+        update_record(self._path(dataset), record)
 
 
 def _intervals(spans: list[Any]) -> list[Interval]:

@@ -3,7 +3,9 @@
 ``checks -> quarantine -> offline append -> metrics -> summary``: every frame of a :class:`Batch` passes its
 dataset's quality checks (:func:`~ingestion.jobs.quality.check_dataset`), refused rows go to the quarantine with
 their reason, the rest are appended as part files named by their keys (no watermark: a unit fetched again replaces
-its own files), and the counts go to the Prometheus metrics (with a quarantine-spike alert) and the job's summary.
+its own files; ``ohlcv_minute``, whose origins have an order, skips rows whose key is stored at equal or higher
+precedence: :mod:`ingestion.store.superseded`), and the counts go to the Prometheus metrics (with a quarantine-spike
+alert) and the job's summary.
 Recording coverage is the caller's business, and only after :func:`land` returned: then the rows are durable.
 """
 
@@ -22,6 +24,7 @@ from ingestion.jobs.summary import JobSummary
 from ingestion.rejects import Rejected
 from ingestion.store.offline import OfflineWriter
 from ingestion.store.quarantine import Quarantine
+from ingestion.store.superseded import unstored
 
 SPIKE_MIN_ROWS = 10
 """A batch is a quarantine spike when at least this many of its rows, and no fewer than it wrote, were refused."""
@@ -45,7 +48,8 @@ class Batch:
 
 @dataclass
 class Landed:
-    """What :func:`land` stored: the rows per dataset (as checked and stamped) and the counts."""
+    """What :func:`land` stored: the rows per dataset (as checked and stamped, those already stored at equal or
+    higher precedence included: they are on record) and the counts (``written``: rows appended now)."""
 
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     written: Counter[str] = field(default_factory=Counter)
@@ -62,7 +66,7 @@ class Landing:
     @classmethod
     def for_writer(cls, offline: OfflineWriter) -> Landing:
         """The quarantine in the same data directory, written through the same writer."""
-        return cls(offline, Quarantine(offline.data_dir, writer=offline))
+        return cls(offline, Quarantine(offline.root, writer=offline))
 
 
 @dataclass
@@ -73,8 +77,8 @@ class Sinks(Landing):
 
     @classmethod
     def for_settings(cls, s: Settings) -> Sinks:
-        offline = OfflineWriter(s.data_dir)
-        return cls(offline, Quarantine(s.data_dir, writer=offline), Coverage(s.state_dir))
+        offline = OfflineWriter(s.offline_root)
+        return cls(offline, Quarantine(s.offline_root, writer=offline), Coverage(s.state_root))
 
 
 def land(sinks: Landing, batch: Batch, summary: JobSummary, created: pd.Timestamp) -> Landed:
@@ -89,10 +93,11 @@ def land(sinks: Landing, batch: Batch, summary: JobSummary, created: pd.Timestam
         checked.merge(batch.reports.get(name, QualityReport()))
         report.merge(checked)
         good = good.assign(**{CREATED_TS: created})
-        result = sinks.offline.append(name, good, use_watermark=False)
+        fresh, superseded = unstored(sinks.offline.root, name, good)
+        result = sinks.offline.append(name, fresh, use_watermark=False)
         landed.frames[name] = good
         landed.written[name] += result.written
-        duplicates[name] += result.duplicates_in_batch + checked.duplicates
+        duplicates[name] += result.duplicates_in_batch + checked.duplicates + superseded
     # The good rows first: a crash in between leaves a rerun that quarantines the same rows (keyed, no duplicate).
     sinks.quarantine.write(rejected)
     landed.quarantined.update(r.dataset for r in rejected)

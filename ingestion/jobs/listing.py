@@ -4,6 +4,11 @@ A backfill that gets no bars for a range cannot tell a transient empty reply fro
 range before the symbol's listing date or after its delisting is proven empty and may be recorded as covered
 (:func:`ingestion.jobs.engine.backfill_symbol`); any other empty range is retried on the next run. The dates come
 from Polygon's ticker details (``/v3/reference/tickers/{ticker}``: ``list_date``, ``delisted_utc``).
+
+The symbol is the entity (:mod:`ingestion.jobs.identity`): the ticker a security trades under now, whose details give
+the security's first listing (META's is FB's 2012-05-18), and for a delisted one ``active: false`` with
+``delisted_utc``, "the last date that the asset was traded" (the spec): the day after it starts the proven-empty
+range, so a delisted ticker's later units are recorded as covered and never fetched again.
 """
 
 from __future__ import annotations

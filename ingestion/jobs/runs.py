@@ -106,7 +106,7 @@ def latest_online(settings: Settings, redis_url: str, datasets: Iterable[Dataset
 
     store = open_store(settings, redis_url)
     for ds in datasets:
-        summary.add_online(ds.name, materialize_latest(store, ds, settings.data_dir).keys)
+        summary.add_online(ds.name, materialize_latest(store, ds, settings.offline_root).keys)
 
 
 def write_online(rt: Runtime, summary: JobSummary) -> None:

@@ -14,7 +14,9 @@ import pandas as pd
 
 from ingestion.config import POLYGON_DEFAULT_BASE_URL
 from ingestion.polygon.rest import DateLike, PolygonRESTClient, polygon_api_key
+from ingestion.polygon.tickers import TickerEvents
 from ingestion.polygon.websocket import PolygonWebSocketClient
+from ingestion.rejects import hand_off
 
 
 class BarWriter(Protocol):
@@ -95,8 +97,23 @@ class PolygonClient:
         frame = self.rest.get_intraday_bars(symbol, from_date, to_date, multiplier, timespan, adjusted)
         return self._written(timespan, frame)
 
+    def get_grouped_daily(self, day: DateLike, adjusted: bool = True) -> pd.DataFrame:
+        """Every ticker's daily bar of one session (see :meth:`PolygonRESTClient.fetch_grouped_daily`); refused rows
+        go to the REST client's ``on_rejected``, the frame through ``feature_store``."""
+        parsed = self.rest.fetch_grouped_daily(day, adjusted)
+        hand_off(parsed.rejected, self.rest.on_rejected, "Polygon")
+        return self._written("day", parsed.frame)
+
     def get_ticker_details(self, symbol: str, date: DateLike | None = None) -> dict[str, Any]:
         return self.rest.get_ticker_details(symbol, date)
+
+    def get_ticker_events(self, ident: str, types: str = "ticker_change") -> TickerEvents | None:
+        """See :meth:`PolygonRESTClient.get_ticker_events`: a security's ticker changes (None: not found)."""
+        return self.rest.get_ticker_events(ident, types)
+
+    def list_tickers(self, date: DateLike | None = None, *, active: bool = True, **filters: Any) -> pd.DataFrame:
+        """See :meth:`PolygonRESTClient.list_tickers`: every ticker as of ``date``, all pages."""
+        return self.rest.list_tickers(date, active=active, **filters)
 
     def get_ticker_news(self, symbol: str, limit: int = 100) -> pd.DataFrame:
         return self.rest.get_ticker_news(symbol, limit)

@@ -24,12 +24,13 @@ import pandas as pd
 
 from ingestion.calendar import as_date
 from ingestion.config import POLYGON_DEFAULT_BASE_URL, settings
-from ingestion.errors import ConfigError, IngestionError
+from ingestion.errors import ClientError, ConfigError, IngestionError
 from ingestion.http import DEFAULT_MAX_PAGES, CacheTTL, HTTPResult, VendorHTTP, paginate
 from ingestion.polygon import envelope
 from ingestion.polygon.actions import parse_dividends, parse_splits
-from ingestion.polygon.parse import parse_aggs
+from ingestion.polygon.parse import parse_aggs, parse_grouped_daily
 from ingestion.polygon.reference import parse_news, parse_ticker_details
+from ingestion.polygon.tickers import TickerEvents, parse_ticker_events, parse_tickers
 from ingestion.polygon.ticks import parse_quotes, parse_trades
 from ingestion.rejects import ParseResult, Rejected, RejectSink, hand_off
 from ingestion.vendor_http import HTTPOptions, build_vendor_http
@@ -255,6 +256,20 @@ class PolygonRESTClient:
         self._reject(joined.rejected)
         return AggregatesBatch(frame=joined.frame, errors=errors, rejected=joined.rejected)
 
+    def fetch_grouped_daily(self, day: DateLike, adjusted: bool = True) -> ParseResult:
+        """Every ticker's daily bar of session ``day`` in one request (``/v2/aggs/grouped/locale/us/market/stocks``).
+
+        The vendor stamps these rows' ``t`` at the **end** of the session; the parser
+        (:func:`~ingestion.polygon.parse.parse_grouped_daily`) keys each row at New York midnight of that day, as
+        the range endpoint does, so both land on the same key. A day without a session answers no rows.
+        """
+        date = as_date(day)
+        # Not cached: a page holds the whole market (about 1 MB at 10,000 tickers), the universe backfill records
+        # each session it landed and never asks again, and a week of such pages would fill Redis.
+        path = f"/v2/aggs/grouped/locale/us/market/stocks/{date.isoformat()}"
+        page = self._get("grouped", path, {"adjusted": adjusted}, None)
+        return parse_grouped_daily(page.body, adjusted=adjusted, endpoint="grouped")
+
     # -- corporate actions ---------------------------------------------------------------------------------------
 
     def fetch_splits(
@@ -286,9 +301,9 @@ class PolygonRESTClient:
     def _actions(
         self, kind: str, date_field: str, symbol: str, lo: DateLike | None, hi: DateLike | None, limit: int
     ) -> ParseResult:
-        params: dict[str, Any] = {
-            "ticker": symbol.strip().upper(), "order": "asc", "sort": date_field, "limit": max(1, min(limit, 1000)),
-        }  # fmt: skip
+        params: dict[str, Any] = {"order": "asc", "sort": date_field, "limit": max(1, min(limit, 1000))}
+        if symbol:  # "" asks for the whole market's actions (the universe backfill), paged like any list
+            params["ticker"] = symbol.strip().upper()
         if lo is not None:
             params[f"{date_field}.gte"] = as_date(lo).isoformat()
         if hi is not None:
@@ -309,6 +324,46 @@ class PolygonRESTClient:
         parsed = parse_ticker_details(page.body, endpoint="ticker_details")
         self._reject(parsed.rejected)
         return {} if parsed.frame.empty else {k: _plain(v) for k, v in parsed.frame.iloc[0].items()}
+
+    def get_ticker_events(self, ident: str, types: str = "ticker_change") -> TickerEvents | None:
+        """The ticker changes of the security behind ``ident`` (a ticker it trades under **now**, or a composite
+        FIGI), oldest first; None when the vendor knows no such security (404: e.g. an old name, FB after 2022-06-09).
+        Refused events go to ``on_rejected``."""
+        path = f"/vX/reference/tickers/{ident.strip().upper()}/events"
+        try:
+            page = self._get("ticker_events", path, {"types": types}, CacheTTL.REFERENCE)
+        except ClientError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        parsed = parse_ticker_events(page.body, endpoint="ticker_events")
+        self._reject(parsed.rejected)
+        return parsed
+
+    def list_tickers(
+        self,
+        date: DateLike | None = None,
+        *,
+        active: bool = True,
+        market: str | None = "stocks",
+        ticker_type: str | None = None,
+        ticker: str | None = None,
+        limit: int = 1000,
+    ) -> pd.DataFrame:
+        """Every ticker of ``market`` as of ``date`` (default: the vendor's today), all pages: with ``active`` those
+        trading that day (including ones delisted later: a survivorship-free universe), else those that no longer
+        did. Columns :data:`~ingestion.polygon.tickers.TICKER_LIST_COLUMNS`; refused rows go to ``on_rejected``."""
+        params: dict[str, Any] = {
+            "active": str(active).lower(), "sort": "ticker", "order": "asc", "limit": max(1, min(limit, 1000)),
+        }  # fmt: skip
+        for name, value in (("market", market), ("type", ticker_type), ("ticker", ticker)):
+            if value:
+                params[name] = value
+        if date is not None:
+            params["date"] = as_date(date).isoformat()
+        pages = self._pages("tickers", "/v3/reference/tickers", params, CacheTTL.REFERENCE)
+        frame = self._frame(ParseResult.concat(parse_tickers(page.body, endpoint="tickers") for page in pages))
+        return frame.drop_duplicates("ticker", keep="last").reset_index(drop=True)
 
     def get_ticker_news(
         self, symbol: str, limit: int = 100, published_utc_gte: DateLike | None = None, order: str = "desc"

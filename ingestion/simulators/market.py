@@ -17,6 +17,11 @@ consistent across endpoints by construction:
 * ``adjusted=True`` divides prices (and multiplies volumes) by the ratios of later splits **executed by the market's
   clock** (:attr:`Market.last_day`): what the vendor knew that day. Dividends never adjust.
 
+Renamed and delisted tickers (:mod:`ingestion.simulators.reference_truth`): prices are generated per security,
+named by its latest ticker (META's whole history, also while it traded as FB); a delisted security (TWTR) is in
+:meth:`Market.has_symbol` but not in ``symbols`` and has no bar after its last session. The Polygon simulator serves
+each session under the ticker it traded as.
+
 The clock: ``as_of`` (or :meth:`Market.set_as_of` on a running simulator) hides every session after it and every
 corporate action announced after it. Generation never depends on the clock, so moving it changes what is served,
 never the values of what was already served.
@@ -49,7 +54,9 @@ from ingestion.simulators.corporate_actions import (
     split_factor,
     split_records,
 )
+from ingestion.simulators.reference_truth import DEFAULT_REFERENCE, ReferenceTruth
 from ingestion.simulators.rollup import roll_up
+from ingestion.simulators.universe import Universe, synthetic_names
 
 __all__ = ["SPLITS", "DividendRecord", "Market", "SplitRecord", "Trades", "minute_trades"]
 
@@ -95,10 +102,35 @@ class Market:
     as_of: dt.date | None = None
     extra_split_records: list[SplitRecord] = field(default_factory=list)
     extra_dividend_records: list[DividendRecord] = field(default_factory=list)
+    # Ticker changes and delistings (FB -> META, TWTR delisted): which ticker the vendor serves each session under.
+    reference: ReferenceTruth = DEFAULT_REFERENCE
+    # Synthetic daily-only tickers after the real ones, up to this many symbols in all (ingestion.simulators.universe).
+    universe_size: int | None = None
+    _universe: Universe | None = field(default=None, init=False, repr=False, compare=False)
     _clock_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "as_of", _as_day(self.as_of))
+        if self.universe_size is not None:
+            self._widen(self.universe_size)
+
+    def _widen(self, size: int) -> None:
+        """List ``size`` symbols: the real ones, then synthetic ones named clear of every real or former ticker."""
+        if size < len(self.symbols):
+            raise ValueError(f"universe_size {size} is below the {len(self.symbols)} real symbols")
+        taken = frozenset((*self.symbols, *self.reference.delisted_securities, *self.reference.old_tickers))
+        names = synthetic_names(self.seed, size - len(self.symbols), taken)
+        object.__setattr__(self, "_universe", Universe(self.seed, self.start, names))
+        object.__setattr__(self, "symbols", (*self.symbols, *names))
+
+    @property
+    def universe(self) -> Universe | None:
+        """The synthetic tickers and their daily bars (None without ``universe_size``)."""
+        return self._universe
+
+    def is_synthetic(self, symbol: str) -> bool:
+        """A synthetic ticker of ``universe_size``: daily bars only (no minutes, trades, splits or dividends)."""
+        return self._universe is not None and symbol in self._universe
 
     def set_as_of(self, day: dt.date | str | None) -> None:
         """Move the clock (None removes it). A running simulator sees the new date on its next request."""
@@ -114,7 +146,13 @@ class Market:
         return last if as_of is None else min(last, as_of)
 
     def has_symbol(self, symbol: str) -> bool:
-        return symbol in self.symbols
+        """Whether the market generates ``symbol``: a current security, or a delisted one (with its history)."""
+        return symbol in self.symbols or symbol in self.reference.delisted_securities
+
+    def _last_day_of(self, symbol: str) -> dt.date:
+        """The last day ``symbol`` has bars: its last session when delisted, else the market's today."""
+        gone = self.reference.last_session(symbol)
+        return self.last_day if gone is None else min(gone, self.last_day)
 
     def sessions(self, start: dt.date | str | None = None, end: dt.date | str | None = None) -> list[dt.date]:
         """Trading days of the market within ``[start, end]`` (clipped to the market's own range and clock)."""
@@ -152,8 +190,12 @@ class Market:
 
     def minute_bars(self, symbol: str, day: dt.date | str, adjusted: bool = True) -> pd.DataFrame:
         """Minute bars of one session (regular hours), columns :data:`MINUTE_COLUMNS`; empty if no session."""
+        if self.is_synthetic(symbol):
+            return _empty_minutes()
         day = calendar.as_date(day)
-        if not self.has_symbol(symbol) or day < self.start or day > self.last_day or not calendar.is_session(day):
+        if not self.has_symbol(symbol) or day < self.start or day > self._last_day_of(symbol):
+            return _empty_minutes()
+        if not calendar.is_session(day):
             return _empty_minutes()
         block = self._year_block(symbol, day.year)
         bars = block[block["day"] == day]
@@ -161,11 +203,13 @@ class Market:
 
     def minute_bars_range(self, symbol: str, start_ms: int, end_ms: int, adjusted: bool = True) -> pd.DataFrame:
         """Minute bars whose window start lies in ``[start_ms, end_ms]`` (epoch ms UTC)."""
+        if self.is_synthetic(symbol):
+            return _empty_minutes()
         if not self.has_symbol(symbol):
             return _empty_minutes()
         first = pd.Timestamp(start_ms, unit="ms", tz="UTC").tz_convert(calendar.NEW_YORK).date()
         last = pd.Timestamp(end_ms, unit="ms", tz="UTC").tz_convert(calendar.NEW_YORK).date()
-        first, last = max(first, self.start), min(last, self.last_day)
+        first, last = max(first, self.start), min(last, self._last_day_of(symbol))
         frames = []
         for year in range(first.year, last.year + 1):
             block = self._year_block(symbol, year)
@@ -182,9 +226,14 @@ class Market:
 
         ``window_start_ms`` is New York midnight of the session, as Polygon stamps daily bars.
         """
+        if self._universe is not None and symbol in self._universe:
+            lo, hi = max(pd.Timestamp(start).date(), self.start), min(pd.Timestamp(end).date(), self.last_day)
+            return self._universe.daily(symbol, lo, hi)
         first = max(pd.Timestamp(start).date(), self.start)
-        last = min(pd.Timestamp(end).date(), self.last_day)
-        if not self.has_symbol(symbol) or last < first:
+        if not self.has_symbol(symbol):
+            return _empty_daily()
+        last = min(pd.Timestamp(end).date(), self._last_day_of(symbol))
+        if last < first:
             return _empty_daily()
         frames = [self._daily_block(symbol, y) for y in range(first.year, last.year + 1)]
         daily = pd.concat(frames, ignore_index=True)

@@ -11,7 +11,12 @@ Routes (names in brackets are the route names :class:`~ingestion.simulators.faul
   opaque base64 ``cursor`` (the query, never the key) with ``from`` rewritten to epoch ms (``to`` when ``sort=desc``).
 * ``[grouped]`` ``/v2/aggs/grouped/locale/us/market/stocks/{date}``: one daily bar per symbol, ``T`` = ticker,
   ``t`` = the **end** of the session (16:00 New York, or the early close) in epoch ms.
-* ``[ticker]`` ``/v3/reference/tickers/{ticker}`` (``date=`` point in time): listing facts and market cap.
+* ``[ticker]`` ``/v3/reference/tickers/{ticker}`` (``date=`` point in time): listing facts and market cap; the
+  ticker valid that day (FB before 2022-06-09, META after), ``active: false`` and ``delisted_utc`` after a delisting.
+* ``[tickers]`` ``/v3/reference/tickers`` and ``[ticker_events]`` ``/vX/reference/tickers/{id}/events``: every ticker
+  as of a date (``active``, filters, cursor paging) and a security's ticker changes (see
+  :mod:`ingestion.simulators.polygon_tickers`). Aggregates, trades and quotes of a ticker cover only the dates it
+  traded under it.
 * ``[splits]`` ``/v3/reference/splits`` and ``[dividends]`` ``/v3/reference/dividends``: the market's corporate
   actions known by its clock, filters, sort, order and cursor paging (see
   :mod:`ingestion.simulators.polygon_corporate_actions`).
@@ -46,6 +51,7 @@ import pandas as pd
 
 from ingestion import calendar
 from ingestion.simulators import polygon_corporate_actions as actions
+from ingestion.simulators import polygon_tickers
 from ingestion.simulators import polygon_ticks as ticks
 from ingestion.simulators.http import Handler, Request, Response, Route, SimClock, SimServer, bearer_or_query_key
 from ingestion.simulators.keys import POLYGON_SIM_KEY
@@ -239,6 +245,8 @@ def _routes(server: PolygonRestServer) -> list[Route]:
         ),
         Route("grouped", r"/v2/aggs/grouped/locale/us/market/stocks/(?P<date>[^/]+)", _handler(_grouped, server)),
         Route("ticker", r"/v3/reference/tickers/(?P<ticker>[^/]+)", _handler(_ticker_details, server)),
+        Route("tickers", r"/v3/reference/tickers", _handler(_tickers, server)),
+        Route("ticker_events", r"/vX/reference/tickers/(?P<id>[^/]+)/events", _handler(_ticker_events, server)),
         Route("splits", r"/v3/reference/splits", _handler(_splits, server)),
         Route("dividends", r"/v3/reference/dividends", _handler(_dividends, server)),
         Route("news", r"/v2/reference/news", _handler(_news, server)),
@@ -288,7 +296,8 @@ def _aggs(server: PolygonRestServer, request: Request, p: dict[str, str]) -> Res
     if server.too_old(request, _ms_to_ny_date(lo)):
         return error_body(403, request, MSG_TIMEFRAME)
 
-    base = _base_aggregates(server.market, ticker, timespan, lo, hi, adjusted, desc, limit + multiplier + 1)
+    security, lo, hi = _as_traded(server.market, ticker, lo, hi)
+    base = _base_aggregates(server.market, security, timespan, lo, hi, adjusted, desc, limit + multiplier + 1)
     if desc:
         base = base.iloc[::-1].reset_index(drop=True)
     buckets = bucket_starts(base, timespan, multiplier)
@@ -324,6 +333,18 @@ def _aggs(server: PolygonRestServer, request: Request, p: dict[str, str]) -> Res
         path = f"/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{start}/{end}"
         body["next_url"] = f"{_base_url(request)}{path}?cursor={cursor}"
     return Response.json(body)
+
+
+def _as_traded(market: Market, ticker: str, lo: int, hi: int, per_ms: int = 1) -> tuple[str, int, int]:
+    """The security behind ``ticker`` and ``[lo, hi]`` (epoch ms, or ns with ``per_ms=1_000_000``) cut to the dates
+    it traded under that ticker: FB's bars and trades end the day before META's begin (see
+    :mod:`ingestion.simulators.reference_truth`)."""
+    security, first, last = market.reference.traded_window(ticker)
+    if first is not None:
+        lo = max(lo, _ny_midnight_ms(first) * per_ms)
+    if last is not None:
+        hi = min(hi, _ny_midnight_ms(last + dt.timedelta(days=1)) * per_ms - 1)
+    return security, lo, hi
 
 
 def _base_aggregates(
@@ -442,12 +463,18 @@ def _grouped(server: PolygonRestServer, request: Request, p: dict[str, str]) -> 
     rows: list[dict[str, Any]] = []
     if day in server.market.sessions(day, day):
         close_ms = int(calendar.session_close(day).value // 1_000_000)
-        for symbol in server.market.symbols:
+        reference = server.market.reference
+        for symbol in (*server.market.symbols, *reference.delisted_securities):
+            if server.market.is_synthetic(symbol):
+                continue  # all synthetic tickers at once below, from the universe's arrays
             daily = server.market.daily_bars(symbol, day, day, adjusted)
             if daily.empty:
                 continue
             bar = bar_records(aggregate(daily, np.array([close_ms])))[0]
-            rows.append({"T": symbol, **bar})
+            rows.append({"T": reference.ticker_on(symbol, day), **bar})  # as traded that day: FB before META
+        universe = server.market.universe
+        if universe is not None:
+            rows.extend(universe.grouped_rows(day, close_ms))  # no splits: adjusted or not, the same bars
     body: dict[str, Any] = {"queryCount": len(rows), "resultsCount": len(rows), "adjusted": adjusted}
     if rows:
         body["results"] = rows
@@ -488,13 +515,41 @@ def _last_close(market: Market, symbol: str, day: dt.date) -> float | None:
     return None if daily.empty else float(daily["close"].iloc[-1])
 
 
+def _security_names(market: Market, security: str) -> tuple[str, str, str, str, str, str]:
+    """``(name, sic_code, sic_description, list_date, city, state)`` of a security (a delisted one's from the
+    market's reference data)."""
+    gone = market.reference.delisting_of(security)
+    if gone is not None:
+        return gone.name, gone.sic_code, gone.sic_description, gone.listed.isoformat(), gone.city, gone.state
+    return _NAMES.get(security, (f"{security} Inc.", "", "", "2000-01-03", "", ""))
+
+
+def security_fields(market: Market, security: str) -> dict[str, Any]:
+    """The identity fields of a security, the same under each of its tickers (a renamed one keeps its FIGIs)."""
+    name, _, _, listed, _, _ = _security_names(market, security)
+    return {
+        "name": name,
+        "type": "ETF" if security in ETFS else "CS",
+        "primary_exchange": ticks.primary_exchange(security),
+        "cik": f"{int(_digits(market.seed, security, 'cik', n=6), 16) % 10**10:010d}",
+        "composite_figi": f"BBG{_digits(market.seed, security, 'figi', n=9)}",
+        "share_class_figi": f"BBG{_digits(market.seed, security, 'class', n=9)}",
+        "list_date": listed,
+    }
+
+
 def _ticker_details(server: PolygonRestServer, request: Request, p: dict[str, str]) -> Response:
-    market, symbol = server.market, p["ticker"]
-    if not market.has_symbol(symbol):
-        return error_body(404, request, "Ticker not found.")
+    market, ticker = server.market, p["ticker"]
     as_of = request.arg("date")
     day = dt.date.fromisoformat(as_of) if as_of and _DATE.fullmatch(as_of) else market.last_day
-    name, sic, sic_desc, listed, city, state = _NAMES.get(symbol, (f"{symbol} Inc.", "", "", "2000-01-03", "", ""))
+    # The ticker as of `day`: a renamed security answers under its old name before the change and not under its new
+    # one; an old or delisted ticker after its last day is inactive (see reference_truth).
+    view = polygon_tickers.ticker_view(market, ticker, day)
+    if view is None:
+        return error_body(404, request, "Ticker not found.")
+    symbol = view.security  # generated values (shares, close, figi) belong to the security, not to the ticker
+    name, sic, sic_desc, listed, city, state = _security_names(market, symbol)
+    name, listed = view.name or name, view.listed.isoformat() if view.listed is not None else listed
     rng = np.random.default_rng(_seed(market.seed, symbol, "reference"))
     # Shares outstanding as of `day`: today's count divided by the ratios of later splits, so that market cap
     # (raw close x shares) does not jump on a split.
@@ -502,19 +557,7 @@ def _ticker_details(server: PolygonRestServer, request: Request, p: dict[str, st
     shares = today_shares // int(market.split_factor(symbol, pd.Series([day]), known=False)[0])
     close = _last_close(market, symbol, day)
     etf = symbol in ETFS
-    results: dict[str, Any] = {
-        "ticker": symbol,
-        "name": name,
-        "market": "stocks",
-        "locale": "us",
-        "primary_exchange": ticks.primary_exchange(symbol),
-        "type": "ETF" if etf else "CS",
-        "active": True,
-        "currency_name": "usd",
-        "cik": f"{int(_digits(market.seed, symbol, 'cik', n=6), 16) % 10**10:010d}",
-        "composite_figi": f"BBG{_digits(market.seed, symbol, 'figi', n=9)}",
-        "share_class_figi": f"BBG{_digits(market.seed, symbol, 'class', n=9)}",
-    }
+    results = polygon_tickers.head_fields(view, name, security_fields(market, symbol))
     if close is not None:
         results["market_cap"] = round(close * shares, 2)
     if not etf:
@@ -532,7 +575,7 @@ def _ticker_details(server: PolygonRestServer, request: Request, p: dict[str, st
     results["description"] = f"{name} is a simulated listing of the loopback market (seed {market.seed})."
     if not etf:
         results.update({"sic_code": sic, "sic_description": sic_desc})
-    results.update({"ticker_root": symbol, "homepage_url": f"https://www.{symbol.lower()}.example"})
+    results.update({"ticker_root": ticker, "homepage_url": f"https://www.{symbol.lower()}.example"})
     if not etf:
         results["total_employees"] = int(rng.integers(5_000, 200_000))
     results.update(
@@ -547,7 +590,36 @@ def _ticker_details(server: PolygonRestServer, request: Request, p: dict[str, st
             "round_lot": 100,
         }
     )
+    if view.delisted_utc is not None:
+        results["delisted_utc"] = view.delisted_utc
     return Response.json({"request_id": request_id(), "results": results, "status": "OK"})
+
+
+# -- ticker list and ticker events (renamed and delisted tickers: polygon_tickers, reference_truth) ------------------
+
+
+def _tickers(server: PolygonRestServer, request: Request, p: dict[str, str]) -> Response:
+    q = _query(request)
+    try:
+        results, following = polygon_tickers.list_page(
+            server.market, q, lambda security: security_fields(server.market, security)
+        )
+    except polygon_tickers.QueryError as exc:
+        raise BadRequest(str(exc)) from exc
+    body: dict[str, Any] = {"results": results, "status": "OK", "request_id": request_id(), "count": len(results)}
+    if following is not None:
+        body["next_url"] = f"{_base_url(request)}{request.path}?cursor={encode_cursor(following)}"
+    return Response.json(body)
+
+
+def _ticker_events(server: PolygonRestServer, request: Request, p: dict[str, str]) -> Response:
+    market = server.market
+    results = polygon_tickers.events_results(
+        market, p["id"], request.arg("types"), lambda security: security_fields(market, security)
+    )
+    if results is None:
+        return error_body(404, request, "Ticker not found.")
+    return Response.json({"results": results, "status": "OK", "request_id": request_id()})
 
 
 # -- corporate actions ----------------------------------------------------------------------------------------------
@@ -750,12 +822,12 @@ def _tick_page(
     market = server.market
     limit = _int_arg(q, "limit", 1000, 1, MAX_LIMIT)
     desc = q.get("order", "desc").lower() == "desc"
-    lo, hi = _tick_window(market, q)
+    security, lo, hi = _as_traded(market, ticker, *_tick_window(market, q), per_ms=1_000_000)
     results: list[dict[str, Any]] = []
     more = False
-    if market.has_symbol(ticker) and lo <= hi:
-        for bar in ticks.iter_minutes(market, ticker, lo, hi, desc):
-            minute = ticks.minute_ticks(market, ticker, bar)
+    if market.has_symbol(security) and lo <= hi:
+        for bar in ticks.iter_minutes(market, security, lo, hi, desc):
+            minute = ticks.minute_ticks(market, security, bar)
             times = stamp(minute)
             order: Iterable[int] = range(len(times) - 1, -1, -1) if desc else range(len(times))
             for k in order:

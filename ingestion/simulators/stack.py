@@ -25,6 +25,8 @@ class SimulatorStack:
     Ports of 0 pick free ports. ``polygon_keys`` maps keys to plans (see :func:`polygon_rest_server`); the WebSocket
     accepts the same keys. ``record_ws=False`` turns off the WebSocket's ground-truth log (long-running processes).
     ``as_of`` sets the clock of the (given or new) market: a shared market's clock moves for everyone using it.
+    ``universe_size`` lists that many tickers in the new market, synthetic daily-only ones after the real ones
+    (:mod:`ingestion.simulators.universe`).
     """
 
     def __init__(
@@ -43,8 +45,11 @@ class SimulatorStack:
         record_ws: bool = True,
         uw_tokens: Mapping[str, UWPlan] | Iterable[str] | None = None,
         as_of: dt.date | str | None = None,
+        universe_size: int | None = None,
     ) -> None:
-        self.market = market or Market(seed=seed)
+        if market is not None and universe_size is not None:
+            raise ValueError("universe_size builds a new market: give it to Market(...) when passing a market")
+        self.market = market or Market(seed=seed, universe_size=universe_size)
         if as_of is not None:
             self.market.set_as_of(as_of)
         self.clock = clock or SimClock()

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from ingestion.config import ACCEPT_ENVIRONMENT_VARIABLE
 from ingestion.errors import ConfigError
 from ingestion.http.redaction import key_fingerprint
 from ingestion.http.scope import base_url_identity
-from ingestion.store.jsonstate import read_json, update_json
+from ingestion.store.objectstore import Root
+from ingestion.store.records import read_record, update_record
 
 Kind = Literal["simulator", "real"]
 Vendor = Literal["polygon", "uw"]
@@ -70,13 +70,13 @@ class VendorEnvironment:
         return cls(raw["kind"], str(raw.get("base_url", "")), str(raw.get("key_fingerprint", "")))
 
 
-def record_path(data_dir: Path) -> Path:
+def record_path(data_dir: Root) -> Root:
     return data_dir / RECORD_NAME
 
 
-def recorded(data_dir: Path) -> dict[str, VendorEnvironment]:
+def recorded(data_dir: Root) -> dict[str, VendorEnvironment]:
     """The environments a data dir records, per vendor (empty when none was recorded yet)."""
-    raw = read_json(record_path(data_dir))
+    raw = read_record(record_path(data_dir))
     out: dict[str, VendorEnvironment] = {}
     for vendor, entry in (raw or {}).items():
         env = VendorEnvironment.from_json(entry)
@@ -85,14 +85,15 @@ def recorded(data_dir: Path) -> dict[str, VendorEnvironment]:
     return out
 
 
-def claim(data_dir: Path, vendor: Vendor, env: VendorEnvironment, *, accept: bool = False) -> None:
+def claim(data_dir: Root, vendor: Vendor, env: VendorEnvironment, *, accept: bool = False) -> None:
     """Record ``env`` as ``vendor``'s environment of ``data_dir`` on first use; refuse another one later.
 
     Raises :class:`ConfigError` when the data dir holds ``vendor``'s data from another environment, unless
     ``accept``: then the record takes ``env``. Safe to call from several processes at once (the record is updated
-    under a file lock).
+    under a file lock, or by compare-and-swap on object storage).
     """
-    with update_json(record_path(data_dir)) as record:
+
+    def change(record: dict[str, Any]) -> None:
         previous = VendorEnvironment.from_json(record.get(vendor))
         entry: dict[str, Any] = {**asdict(env), "recorded_at": datetime.now(UTC).isoformat(timespec="seconds")}
         if previous is None:
@@ -109,6 +110,8 @@ def claim(data_dir: Path, vendor: Vendor, env: VendorEnvironment, *, accept: boo
                 f"{env.describe()}: set FEAST_DATA_DIR to another directory, or {ACCEPT_ENVIRONMENT_VARIABLE}=1 to "
                 "make this environment the data dir's own (the rows already there stay)"
             )
+
+    update_record(record_path(data_dir), change)
 
 
 __all__ = ["Vendor", "VendorEnvironment", "claim", "record_path", "recorded"]

@@ -31,7 +31,12 @@ _VARIABLE = re.compile(r"\$(\w+|\{[^}]*\})", re.ASCII)
 
 def feast_environment(settings: Settings, redis_url: str | None = None) -> dict[str, str]:
     """The variables that point the repo's yaml at this run's data dir and Redis (``redis_url`` or the settings')."""
-    env = {"FEAST_DATA_DIR": str(settings.data_dir)}
+    env = {"FEAST_DATA_DIR": settings.store_url or str(settings.data_dir)}
+    if settings.store_url:
+        # The offline store is on object storage; the registry file and process state stay in the local folder.
+        from ingestion.config import LOCAL_DIR_VARIABLE
+
+        env[LOCAL_DIR_VARIABLE] = str(settings.data_dir)
     url = redis_url or settings.redis_url
     if url:
         env["REDIS_URL"] = url
@@ -68,12 +73,15 @@ def pin_redis_url(raw: dict[str, Any], redis_url: str | None) -> None:
         online["redis_url"] = redis_url
 
 
-def repo_config(settings: Settings, redis_url: str | None = None) -> RepoConfig:
-    """The repo's ``feature_store.yaml`` loaded as Feast's ``load_repo_config`` does, for ``settings``."""
+def repo_config(
+    settings: Settings, redis_url: str | None = None, *, yaml_name: str = "feature_store.yaml"
+) -> RepoConfig:
+    """The repo's ``feature_store.yaml`` (or another yaml of the repo, e.g. ``feature_store.spark.yaml``) loaded as
+    Feast's ``load_repo_config`` does, for ``settings``."""
     from feast.repo_config import FeastConfigError, RepoConfig
     from pydantic import ValidationError
 
-    path = settings.repo_path / "feature_store.yaml"
+    path = settings.repo_path / yaml_name
     env = {**os.environ, **feast_environment(settings, redis_url)}
     raw = yaml.safe_load(expand_variables(path.read_text(), env))
     pin_data_dir(raw, settings.data_dir)

@@ -15,6 +15,10 @@ registry beside the one our commands read. Everything else is Feast's ``FileRegi
 
 from __future__ import annotations
 
+import os
+import tempfile
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +48,25 @@ class DataDirRegistryStore(FileRegistryStore):
         super().__init__(absolute, repo_path or Path.cwd())
 
     def _write_registry(self, registry_proto: RegistryProto) -> None:
+        """Feast's write (a new version id and update time), but atomic: Feast truncates and rewrites the file in
+        place, so a process reading it meanwhile (a feature server, a second stream consumer recording its
+        materialization interval) can parse half a registry and report a view as missing. A temp file in the same
+        folder, fsynced, then renamed over the old one: a reader sees the old registry or the new one."""
+        registry_proto.version_id = str(uuid.uuid4())
+        registry_proto.last_updated.FromDatetime(datetime.now(tz=UTC))
         # Feast creates only the last folder; a fresh FEAST_DATA_DIR may be several levels deep.
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        super()._write_registry(registry_proto)
+        folder = self._filepath.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self._filepath.name}.", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(registry_proto.SerializeToString())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self._filepath)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 __all__ = ["STORE_TYPE", "DataDirRegistryStore", "registry_file"]

@@ -30,14 +30,16 @@ if TYPE_CHECKING:
     from feast.field import Field
 
     from ingestion.datasets import Dataset
+    from ingestion.store.objectstore import Root
 
 PROJECT = "market_data"
 # Feast's CLI as our commands run it: the same click commands, minus typeguard's import-time instrumentation.
 FEAST_CLI = (sys.executable, "-m", "ingestion.store.feast_launch")
 
 
-def offline_glob(data_dir: Path, dataset: Dataset) -> str:
-    """The glob Feast's duckdb offline store reads a dataset's part files through (feast-notes pitfall 8)."""
+def offline_glob(data_dir: Root, dataset: Dataset) -> str:
+    """The glob Feast's duckdb offline store reads a dataset's part files through (feast-notes pitfall 8); an
+    ``s3://`` URL for an offline store on object storage."""
     return str(data_dir / "offline" / dataset.name / "**" / "*.parquet")
 
 

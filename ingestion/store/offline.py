@@ -34,6 +34,9 @@ Crash safety and idempotency, in four parts:
 
 So a run killed at any point and run again ends with exactly the rows of an uninterrupted run (tests/store kill
 the writer with SIGKILL at random points to check it).
+
+On object storage (a data dir ``s3://bucket/prefix``) the same layout is written without renames: each part is one
+``PUT`` under its final name and a batch becomes visible through one manifest (:mod:`ingestion.store.offline_objects`).
 """
 
 from __future__ import annotations
@@ -54,7 +57,9 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from ingestion.datasets import CREATED_TS, ENTITY_KEY, EVENT_TS, Dataset, get
-from ingestion.store.watermarks import Watermarks
+from ingestion.store import offline_objects, precedence
+from ingestion.store.objectstore import ObjectRoot, Root
+from ingestion.store.watermarks_objects import AnyWatermarks, watermarks_for
 
 PARTITION_FORMAT = "%Y-%m"
 PART_PREFIX = "part-"
@@ -69,6 +74,11 @@ def _dataset(dataset: Dataset | str) -> Dataset:
 def dataset_dir(data_dir: Path, dataset: Dataset | str) -> Path:
     """``<data_dir>/offline/<dataset>``: the folder Feast's glob (``feast_repo.offline_glob``) reads below."""
     return data_dir / "offline" / _dataset(dataset).name
+
+
+def dataset_root(root: Root, dataset: Dataset | str) -> Root:
+    """:func:`dataset_dir` for a local data dir or an object-storage root."""
+    return root / "offline" / _dataset(dataset).name
 
 
 def locate(folder: Path) -> tuple[Path, Dataset]:
@@ -160,11 +170,14 @@ def empty_frame(dataset: Dataset) -> pd.DataFrame:
 
 
 def dedupe_on_key(dataset: Dataset, frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per ``Dataset.key``: the newest ``created_timestamp`` (then the last given) wins, as in Feast."""
+    """One row per ``Dataset.key``: the highest origin of the dataset's precedence (:mod:`ingestion.store.precedence`,
+    ``ohlcv_minute`` only), then the newest ``created_timestamp`` (then the last given) wins, as in Feast."""
     key = list(dataset.key)
-    order = [*key, CREATED_TS] if CREATED_TS in frame.columns else key
-    ordered = frame.sort_values(order, kind="stable")
-    return ordered.drop_duplicates(subset=key, keep="last")
+    rank = precedence.ranks(dataset, frame)
+    ranked = frame if rank is None else frame.assign(**{precedence.RANK_COLUMN: rank})
+    by = [*key, *([] if rank is None else [precedence.RANK_COLUMN]), *([CREATED_TS] if CREATED_TS in frame else [])]
+    ordered = ranked.sort_values(by, kind="stable").drop_duplicates(subset=key, keep="last")
+    return ordered if rank is None else ordered.drop(columns=precedence.RANK_COLUMN)
 
 
 def sort_columns(dataset: Dataset) -> list[str]:
@@ -182,7 +195,7 @@ class AppendResult:
     written: int = 0
     skipped_watermark: int = 0
     duplicates_in_batch: int = 0
-    files: list[Path] = field(default_factory=list)
+    files: list[Root] = field(default_factory=list)
 
 
 class OfflineWriter:
@@ -192,10 +205,17 @@ class OfflineWriter:
     rows' keys are the same, in which case the newer file replaces the older one whole).
     """
 
-    def __init__(self, data_dir: Path, *, watermarks: Watermarks | None = None, fsync: bool = True) -> None:
-        self.data_dir = data_dir
-        self.watermarks = watermarks or Watermarks.for_data_dir(data_dir)
+    def __init__(self, data_dir: Root, *, watermarks: AnyWatermarks | None = None, fsync: bool = True) -> None:
+        self.root = data_dir
+        self.watermarks = watermarks or watermarks_for(data_dir)
         self.fsync = fsync
+
+    @property
+    def data_dir(self) -> Path:
+        """The local data dir; a writer on object storage has none (its :attr:`root` is an ``s3://`` URL)."""
+        if not isinstance(self.root, Path):
+            raise TypeError(f"the offline store is on object storage ({self.root}); this step reads local files only")
+        return self.root
 
     def append(
         self, dataset: Dataset | str, frame: pd.DataFrame | pa.Table, *, use_watermark: bool = True
@@ -224,13 +244,20 @@ class OfflineWriter:
             return result
         months = pc.strftime(table[EVENT_TS], format=PARTITION_FORMAT)
         distinct = sorted(pc.unique(months).to_pylist())
+        folder = dataset_root(self.root, ds)
         for month in distinct:
             part = table if len(distinct) == 1 else table.filter(pc.equal(months, month))
             part = part.sort_by([(c, "ascending") for c in sort_columns(ds)])
-            target = dataset_dir(self.data_dir, ds) / str(month) / f"{PART_PREFIX}{table_digest(ds, part)}.parquet"
-            write_parquet_atomic(part, target, fsync=self.fsync)
+            target = folder / str(month) / f"{PART_PREFIX}{table_digest(ds, part)}.parquet"
+            if isinstance(target, ObjectRoot):
+                offline_objects.write_part(target, part)
+            else:
+                write_parquet_atomic(part, target, fsync=self.fsync)
             result.files.append(target)
             result.written += part.num_rows
+        if isinstance(folder, ObjectRoot):
+            # The batch's files become visible together, or not at all (no rename on object storage).
+            offline_objects.commit(folder, [f for f in result.files if isinstance(f, ObjectRoot)])
         if keyed:
             # Only now is every row of the batch durable: moving the watermark earlier could lose rows on a crash.
             newest = table.group_by(ENTITY_KEY).aggregate([(EVENT_TS, "max")])
@@ -263,10 +290,14 @@ def table_digest(ds: Dataset, table: pa.Table) -> str:
     """A digest of the dataset name and the key columns of ``table`` (sorted first, so input order does not count).
 
     ``created_timestamp`` is left out on purpose: a rerun stamps new write times but must name its file the same.
+    A dataset whose origins have an order (:mod:`ingestion.store.precedence`) digests the origin column too: a batch
+    of streamed bars must never replace a refill's file that happens to hold the same keys.
     """
-    keys = table.select(list(ds.key)).sort_by([(k, "ascending") for k in ds.key])
+    order = precedence.precedence_of(ds)
+    names = [*ds.key, *([order.column] if order is not None else [])]
+    keys = table.select(names).sort_by([(k, "ascending") for k in names])
     digest = hashlib.blake2b(ds.name.encode(), digest_size=12)
-    for name in ds.key:
+    for name in names:
         column = keys[name].combine_chunks()
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             digest.update("\x00".join(str(v) for v in column.to_pylist()).encode())
@@ -289,20 +320,23 @@ def as_utc(ts: datetime | pd.Timestamp | str) -> pd.Timestamp:
 
 
 def read_dataset(
-    data_dir: Path,
+    data_dir: Root,
     dataset: Dataset | str,
     symbols: Sequence[str] | None = None,
     start: datetime | pd.Timestamp | str | None = None,
     end: datetime | pd.Timestamp | str | None = None,
+    *,
+    resolved: bool = False,
 ) -> pd.DataFrame:
-    """Rows of a dataset as stored (duplicates included), sorted by symbol and event time.
+    """Rows of a dataset as stored (duplicates included), sorted by symbol and event time; ``resolved``: one row per
+    ``Dataset.key``, the one every reader serves (:func:`dedupe_on_key`: precedence, then newest write).
 
     ``start`` is inclusive and ``end`` exclusive, on ``event_timestamp`` (UTC; naive values are taken as UTC). Reads
     the same files as Feast's glob. Timestamps come back as ``datetime64[us, UTC]``.
     """
     ds = _dataset(dataset)
-    files = part_files(data_dir, ds)
-    if not files:
+    source = scan_dataset(data_dir, ds)
+    if source is None:
         return empty_frame(ds)
     condition: Any = None
 
@@ -315,11 +349,23 @@ def read_dataset(
         condition = both(pads.field(EVENT_TS) >= pa.scalar(as_utc(start), type=ds.column(EVENT_TS).dtype))
     if end is not None:
         condition = both(pads.field(EVENT_TS) < pa.scalar(as_utc(end), type=ds.column(EVENT_TS).dtype))
-    source = pads.dataset([str(f) for f in files], schema=ds.arrow_schema(), format="parquet")
     table = source.to_table(filter=condition)
     frame: pd.DataFrame = table.to_pandas()
+    if resolved:
+        frame = dedupe_on_key(ds, frame)
     order = [c for c in sort_columns(ds) if c in frame.columns]
     return frame.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def scan_dataset(root: Root, dataset: Dataset | str) -> pads.Dataset | None:
+    """An Arrow dataset over every visible part file of a dataset in the store's schema, or None when it has none:
+    the local glob's files, or the committed files on object storage."""
+    ds = _dataset(dataset)
+    if isinstance(root, Path):
+        files = part_files(root, ds)
+        return pads.dataset([str(f) for f in files], schema=ds.arrow_schema(), format="parquet") if files else None
+    committed = offline_objects.committed_files(root / "offline" / ds.name)
+    return offline_objects.scan(committed, ds.arrow_schema()) if committed else None
 
 
 def count_duplicates(frame: pd.DataFrame, dataset: Dataset | str) -> int:
@@ -352,6 +398,7 @@ __all__ = [
     "OfflineWriter",
     "count_duplicates",
     "dataset_dir",
+    "dataset_root",
     "dedupe_on_key",
     "dedupe_table",
     "empty_frame",
@@ -361,6 +408,7 @@ __all__ = [
     "partitions",
     "read_dataset",
     "remove_stale_temp_files",
+    "scan_dataset",
     "sort_columns",
     "table_digest",
     "to_table",

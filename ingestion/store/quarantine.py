@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 
 from ingestion.datasets import EVENT_TS, QUARANTINE, QUARANTINE_REPLAYS
 from ingestion.rejects import Rejected
+from ingestion.store.objectstore import Root
 from ingestion.store.offline import AppendResult, OfflineWriter, dedupe_on_key, read_dataset
 
 _KEY = list(QUARANTINE.key)
@@ -41,7 +41,7 @@ def rejects_frame(rejects: Sequence[Rejected], at: datetime) -> pd.DataFrame:
 class Quarantine:
     """Writes :class:`~ingestion.rejects.Rejected` rows under ``<data_dir>/offline/quarantine`` and counts them."""
 
-    def __init__(self, data_dir: Path, *, writer: OfflineWriter | None = None) -> None:
+    def __init__(self, data_dir: Root, *, writer: OfflineWriter | None = None) -> None:
         self.data_dir = data_dir
         self.writer = writer or OfflineWriter(data_dir)
 

@@ -389,6 +389,11 @@ class Aggregator:
             self._windows = [w for w in self._windows if w.end_ms > limit]
         return ready
 
+    def requeue_windows(self, windows: list[RefillWindow]) -> None:
+        """Put windows handed out but not refilled back in front of the pending list (a buffered bridge's
+        checkpoint keeps them there, so the partition's next owner refills them)."""
+        self._windows[:0] = windows
+
     def close_windows(self) -> list[RefillWindow]:
         """At shutdown: every pending window cut to the last closed minute (the open minute is incomplete), a hole
         still open (no event came after it) included. Windows with no closed minute are dropped; all leave the

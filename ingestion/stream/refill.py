@@ -23,6 +23,7 @@ from ingestion.datasets import CREATED_TS, ENTITY_KEY, OHLCV_MINUTE
 from ingestion.errors import IngestionError
 from ingestion.jobs.landing import Batch, Landing, land
 from ingestion.jobs.summary import JobSummary
+from ingestion.store.precedence import ORIGIN_COLUMN, REFILL
 from ingestion.stream.aggregator import RefillWindow
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,8 @@ class Refiller:
             bars = bars[fresh].copy()
             bars[ENTITY_KEY] = symbol
             bars["adjusted"] = False
-            bars["source"] = "polygon"
+            # Its own origin, ranked below a backfill's bar of the minute (ingestion.store.precedence).
+            bars[ORIGIN_COLUMN] = REFILL
             frames.append(bars)
         if frames:
             result.rows = pd.concat(frames, ignore_index=True).loc[:, _COLUMNS]

@@ -19,11 +19,25 @@ if TYPE_CHECKING:
     from ingestion.config import Settings
     from ingestion.ops.health import Check, HealthReport
     from ingestion.runtime import Runtime
-    from ingestion.stream.bridge import StreamBridge
+    from ingestion.store.offline import OfflineWriter
+    from ingestion.stream.bridge import OnlineSink, StreamBridge
     from ingestion.stream.flow import FlowFeed
+    from ingestion.stream.refill import Refiller
 
 # Quotes of a live stream older than two minutes mean the stream is not flowing.
 LIVE_QUOTE_MAX_AGE_S = 120.0
+
+
+@dataclass
+class BufferOptions:
+    """``--buffer redis``: which role this process plays, and the buffer's name, partitions and lease."""
+
+    role: str = "all"
+    """``all`` (reader and bridge in this process, through the buffer), ``reader`` or ``bridge``."""
+    consumer: str | None = None
+    name: str = "ticks"
+    partitions: int = 8
+    lease_ms: int = 5_000
 
 
 @dataclass
@@ -42,6 +56,8 @@ class StreamOptions:
     flow: bool = False
     """Also run the Unusual Whales flow collector (:mod:`ingestion.stream.flow`) beside the WebSocket stream."""
     flow_interval_s: float = 5.0
+    buffer: BufferOptions | None = None
+    """Go through the durable tick buffer (Redis Streams, :mod:`ingestion.stream.buffered`) instead of in-process."""
 
 
 def parse_symbols(raw: str) -> list[str]:
@@ -64,27 +80,35 @@ def build_bridge(
 ) -> StreamBridge:
     """Client, writers and refiller for these settings (the registry must be applied)."""
     from ingestion.polygon.websocket import PolygonWebSocketClient
+    from ingestion.stream.bridge import StreamBridge, subscription_topics
+
+    online, offline, refiller = build_sinks(s, redis_url, rest_url, key, opts)
+    client = PolygonWebSocketClient(api_key=key, ws_url=ws_url)
+    client.subscribe(subscription_topics(opts.symbols))
+    return StreamBridge(
+        client, online, offline, refiller, flush_interval_ms=opts.flush_ms, offline_interval_s=opts.offline_interval_s
+    )
+
+
+def build_sinks(
+    s: Settings, redis_url: str, rest_url: str, key: str, opts: StreamOptions
+) -> tuple[OnlineSink, OfflineWriter | None, Refiller | None]:
+    """The online sink, the offline writer and the REST refiller of a bridge (in-process or buffer consumer)."""
     from ingestion.store.feast_repo import open_store
     from ingestion.store.offline import OfflineWriter
     from ingestion.store.online import OnlineWriter
-    from ingestion.stream.bridge import FeastPushSink, OnlineSink, StreamBridge, subscription_topics
+    from ingestion.stream.bridge import FeastPushSink
     from ingestion.stream.refill import Refiller, rest_minute_fetcher
 
     store = open_store(s, redis_url)
     online: OnlineSink = FeastPushSink(store) if opts.online == "feast-push" else OnlineWriter(store)
-    client = PolygonWebSocketClient(api_key=key, ws_url=ws_url)
-    client.subscribe(subscription_topics(opts.symbols))
-    refiller = None
-    offline = None
-    if opts.offline:
-        from ingestion.polygon.rest import PolygonRESTClient
+    if not opts.offline:
+        return online, None, None
+    from ingestion.polygon.rest import PolygonRESTClient
 
-        offline = OfflineWriter(s.data_dir)
-        # No cache: a refill asks for minutes that were in progress a moment ago.
-        refiller = Refiller(rest_minute_fetcher(PolygonRESTClient(api_key=key, base_url=rest_url, use_cache=False)))
-    return StreamBridge(
-        client, online, offline, refiller, flush_interval_ms=opts.flush_ms, offline_interval_s=opts.offline_interval_s
-    )
+    # No cache: a refill asks for minutes that were in progress a moment ago.
+    fetcher = rest_minute_fetcher(PolygonRESTClient(api_key=key, base_url=rest_url, use_cache=False))
+    return online, OfflineWriter(s.data_dir), Refiller(fetcher)
 
 
 class StreamHealth:
@@ -151,6 +175,10 @@ def run_stream(s: Settings, opts: StreamOptions, out: TextIO, *, health: StreamH
 
 def stream_with(rt: Runtime, opts: StreamOptions, out: TextIO, *, health: StreamHealth | None = None) -> int:
     """Stream on an already resolved runtime (the ``stream`` command, the demo and the quickstart notebook)."""
+    if opts.buffer is not None:
+        from ingestion.stream.buffered import stream_buffered
+
+        return stream_buffered(rt, opts, opts.buffer, out)
     unknown = rt.unknown_symbols(opts.symbols)
     if unknown:
         out.write(f"Not in the simulated market (no ticks will come): {', '.join(unknown)}\n")

@@ -72,9 +72,11 @@ def test_subscriptions_are_restored_after_forced_drops(
     # Settled: the replay is over, everything received was dispatched, and the client came back after every drop.
     pump(
         client,
-        lambda: server.replay_done.is_set()
-        and client.queue_depth() == 0
-        and client.stats.connections == server.counters["drops"] + 1,
+        lambda: (
+            server.replay_done.is_set()
+            and client.queue_depth() == 0
+            and client.stats.connections == server.counters["drops"] + 1
+        ),
     )
 
     assert client.stats.reconnects >= 3, f"only {client.stats.reconnects} reconnects; counters {server.counters}"

@@ -9,7 +9,9 @@ The created-timestamp tie-break rides inside the ASOF inequality: both sides com
 ``{t: event time, c: created time}`` (lexicographic), and the entity side carries ``c = +infinity``. The ASOF join
 then picks the greatest ``(t, c)`` at or below ``(entity ts, +inf)``: the newest event time, and of equal event times
 the newest write. That costs nothing next to a plain ASOF join, where de-duplicating first (a window or a GROUP BY
-over every feature row) doubled the time in measurements.
+over every feature row) doubled the time in measurements. A view whose dataset orders its origins
+(:mod:`ingestion.store.precedence`, ``ohlcv_minute``) compares ``{t, r: origin rank, c}`` instead (the entity side
+``r = +max``): of equal event times the highest origin wins, then the newest write.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ ROW_ID = "__asof_row"
 ENTITY_TS = "__asof_ts"
 """The entity frame's event timestamp as ``timestamp[us, UTC]``, the precision of the stored feature rows."""
 _KEY = "__asof_key"
+_RANKED_KEY = "__asof_ranked_key"
+_MAX_RANK = 2**31 - 1
 _TS = "__asof_feature_ts"
 
 
@@ -74,6 +78,9 @@ class ViewPlan:
     features: tuple[FeatureColumn, ...]
     ttl: timedelta | None
     cast_timestamps: bool = False
+    precedence: str | None = None
+    """SQL rank of a row's origin (:meth:`ingestion.store.precedence.Precedence.sql`): among rows of equal event time
+    the highest rank wins, then the newest ``created_timestamp``. None: the created time alone."""
     """True when the files' time columns are not ``TIMESTAMPTZ`` (naive, or nanoseconds written by pandas: pitfall
     2). They are then cast, nanoseconds truncated to microseconds; the common case keeps bare columns so that the
     time bounds can skip row groups."""
@@ -88,9 +95,11 @@ def _feature_cte(index: int, view: ViewPlan, lo: datetime | None, hi: datetime |
     cols = [f"{ident(src)} AS {ident(f'__k{i}')}" for i, (src, _) in enumerate(view.join_keys)]
     cols.append(f"{ts} AS {ident(_TS)}")
     cols += [f"{ident(f.source)} AS {ident(f'__f{j}')}" for j, f in enumerate(view.features)]
-    if view.created_timestamp_column:
-        created = f"coalesce({_tz(view, view.created_timestamp_column)}, CAST('-infinity' AS TIMESTAMPTZ))"
-        cols.append(f"CASE WHEN {ts} IS NOT NULL THEN {{'t': {ts}, 'c': {created}}} END AS {ident(_KEY)}")
+    if view.created_timestamp_column or view.precedence:
+        written = _tz(view, view.created_timestamp_column) if view.created_timestamp_column else "NULL"
+        created = f"coalesce({written}, CAST('-infinity' AS TIMESTAMPTZ))"
+        rank = f"'r': CAST({view.precedence} AS INTEGER), " if view.precedence else ""
+        cols.append(f"CASE WHEN {ts} IS NOT NULL THEN {{'t': {ts}, {rank}'c': {created}}} END AS {ident(_KEY)}")
     where = [f"{ts} IS NOT NULL"]
     # Rows after the last entity row or older than the first one minus the ttl cannot be visible to any entity row;
     # the bounds let DuckDB skip row groups by their statistics.
@@ -105,7 +114,9 @@ def _feature_cte(index: int, view: ViewPlan, lo: datetime | None, hi: datetime |
 def _join(index: int, view: ViewPlan) -> str:
     alias = ident(f"__v{index}")
     conds = [f"e.{ident(entity_col)} = {alias}.{ident(f'__k{i}')}" for i, (_, entity_col) in enumerate(view.join_keys)]
-    if view.created_timestamp_column:
+    if view.precedence:
+        conds.append(f"e.{ident(_RANKED_KEY)} >= {alias}.{ident(_KEY)}")
+    elif view.created_timestamp_column:
         conds.append(f"e.{ident(_KEY)} >= {alias}.{ident(_KEY)}")
     else:
         conds.append(f"e.{ident(ENTITY_TS)} >= {alias}.{ident(_TS)}")
@@ -131,13 +142,19 @@ def historical_query(entity_columns: list[str], views: list[ViewPlan], lo: datet
     job restores the entity frame's order. ``lo``/``hi`` are the entity frame's smallest and largest event timestamps
     (None for an empty frame).
     """
-    any_created = any(v.created_timestamp_column for v in views)
+    any_created = any(v.created_timestamp_column and not v.precedence for v in views)
+    any_ranked = any(v.precedence for v in views)
     entity_key = (
         f", CASE WHEN {ident(ENTITY_TS)} IS NOT NULL THEN "
         f"{{'t': {ident(ENTITY_TS)}, 'c': CAST('infinity' AS TIMESTAMPTZ)}} END AS {ident(_KEY)}"
         if any_created
         else ""
     )
+    if any_ranked:
+        entity_key += (
+            f", CASE WHEN {ident(ENTITY_TS)} IS NOT NULL THEN {{'t': {ident(ENTITY_TS)}, 'r': {_MAX_RANK}, "
+            f"'c': CAST('infinity' AS TIMESTAMPTZ)}} END AS {ident(_RANKED_KEY)}"
+        )
     ctes = [f"e AS (SELECT *{entity_key} FROM {ident(ENTITY_RELATION)})"]  # noqa: S608
     ctes += [_feature_cte(i, v, lo, hi) for i, v in enumerate(views)]
     select = [f"e.{ident(c)}" for c in entity_columns]
@@ -158,10 +175,12 @@ def pull_query(
     end: datetime | None,
     latest_by: list[str] | None = None,
     created_timestamp_column: str | None = None,
+    precedence: str | None = None,
 ) -> str:
     """Rows of a source within ``[start, end]``; with ``latest_by``, only the newest row per key (materialize).
 
-    The newest row is the greatest ``(event time, created time)``, the same order as the point-in-time join.
+    The newest row is the greatest ``(event time, origin rank, created time)``, the same order as the point-in-time
+    join (``precedence`` as in :class:`ViewPlan`).
     """
     # Cast: a naive or nanosecond column cannot be compared with a TIMESTAMPTZ bound (feast-notes pitfall 2).
     ts = f"CAST({ident(timestamp_field)} AS TIMESTAMPTZ)"
@@ -173,6 +192,8 @@ def pull_query(
     query = f"SELECT {', '.join(ident(c) for c in columns)} FROM {relation} WHERE {' AND '.join(where)}"  # noqa: S608
     if latest_by:
         order = [f"{ts} DESC"]
+        if precedence:
+            order.append(f"{precedence} DESC")
         if created_timestamp_column:
             order.append(f"{ident(created_timestamp_column)} DESC NULLS LAST")
         partition = ", ".join(ident(k) for k in latest_by)

@@ -26,17 +26,31 @@ from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.repo_config import FeastConfigBaseModel, RepoConfig
 from feast.type_map import feast_value_type_to_pa
 
+from ingestion.datasets import Dataset
 from ingestion.store.asof.entity import EntityFrame, prepare
 from ingestion.store.asof.job import AsofRetrievalJob, ConnectionOptions
 from ingestion.store.asof.logs import write_log_batch
-from ingestion.store.asof.sql import ENTITY_RELATION, FeatureColumn, ViewPlan, historical_query, literal, pull_query
+from ingestion.store.asof.objects import object_dataset, register_files
+from ingestion.store.asof.sql import (
+    ENTITY_RELATION,
+    FeatureColumn,
+    ViewPlan,
+    historical_query,
+    ident,
+    literal,
+    pull_query,
+)
+from ingestion.store.objectstore import Root, is_object_url
 from ingestion.store.offline import OfflineWriter, locate
-from ingestion.store.watermarks import Watermarks
+from ingestion.store.precedence import precedence_of
+from ingestion.store.watermarks_objects import watermarks_for
 
 TYPE_PATH: Literal["ingestion.store.asof.store.AsofDuckDBOfflineStore"] = (
     "ingestion.store.asof.store.AsofDuckDBOfflineStore"
 )
 _TS_UTC = pa.timestamp("us", tz="UTC")
+_EMPTY_PULL = "__asof_empty"
+"""The relation a pull reads from a source with no files yet."""
 
 
 class AsofDuckDBOfflineStoreConfig(FeastConfigBaseModel):
@@ -86,6 +100,14 @@ def source_path(config: RepoConfig, source: DataSource) -> str:
 def _has_files(con: duckdb.DuckDBPyConnection, path: str) -> bool:
     rows = con.execute("SELECT count(*) FROM glob(?)", [path]).fetchall()
     return bool(rows[0][0])
+
+
+def _relation(con: duckdb.DuckDBPyConnection, path: str, union_by_name: bool, name: str) -> str | None:
+    """The SQL relation of a source's files (a ``read_parquet`` over the local glob, or the committed part files on
+    object storage registered as ``name``), or None when it has no files yet."""
+    if is_object_url(path):
+        return register_files(con, path, name)
+    return _read(path, union_by_name) if _has_files(con, path) else None
 
 
 def _time_columns(plan: ViewPlan) -> list[str]:
@@ -151,6 +173,7 @@ def _view_plan(
         created_timestamp_column=created,
         features=tuple(features),
         ttl=fv.ttl or None,
+        precedence=_precedence_sql(path),
     )
     schema: dict[str, pa.DataType] = {src: entity.table.schema.field(col).type for src, col in join_keys}
     schema[source.timestamp_field] = _TS_UTC
@@ -167,12 +190,14 @@ def _historical_render(
         con.register(ENTITY_RELATION, entity.table)
         plans = []
         for i, (plan, path, schema) in enumerate(views):
-            if _has_files(con, path):
-                relation = _read(path, union_by_name)
+            found = _relation(con, path, union_by_name, f"__asof_files_{i}")
+            if found is not None:
+                relation = found
                 plan = replace(plan, cast_timestamps=not _all_tz(con, relation, _time_columns(plan)))
             else:
                 # A view with no data yet answers nulls of its declared types instead of failing the whole call.
                 relation = f"__asof_empty_{i}"
+                plan = replace(plan, precedence=None)  # no origin column, and no two rows to rank
                 con.register(relation, pa.table({n: pa.array([], t) for n, t in schema.items()}))
             plans.append(replace(plan, relation=relation))
         return historical_query(entity.columns, plans, entity.min_ts, entity.max_ts)
@@ -184,10 +209,11 @@ def _pull_render(
     path: str, union_by_name: bool, columns: list[str], build: Callable[[str], str]
 ) -> Callable[[duckdb.DuckDBPyConnection], str]:
     def render(con: duckdb.DuckDBPyConnection) -> str:
-        if _has_files(con, path):
-            return build(_read(path, union_by_name))
-        con.register("__asof_empty", pa.table({c: pa.array([], pa.null()) for c in columns}))
-        return build("__asof_empty")
+        relation = _relation(con, path, union_by_name, "__asof_files")
+        if relation is not None:
+            return build(relation)
+        con.register(_EMPTY_PULL, pa.table({c: pa.array([], pa.null()) for c in columns}))
+        return build(_EMPTY_PULL)
 
     return render
 
@@ -252,10 +278,20 @@ class AsofDuckDBOfflineStore(OfflineStore):
     ) -> RetrievalJob:
         """The newest row per key with event time in ``[start_date, end_date]`` (what ``materialize`` writes)."""
         columns = _pull_columns(join_key_columns, feature_name_columns, timestamp_field, created_timestamp_column)
+        rank = _precedence_sql(source_path(config, data_source))
 
         def build(relation: str) -> str:
+            # The latest row of a key is the one the point-in-time join serves: equal event times by origin first.
+            ranked = rank if relation != _EMPTY_PULL else None
             return pull_query(
-                relation, columns, timestamp_field, start_date, end_date, join_key_columns, created_timestamp_column
+                relation,
+                columns,
+                timestamp_field,
+                start_date,
+                end_date,
+                join_key_columns,
+                created_timestamp_column,
+                precedence=ranked,
             )
 
         path = source_path(config, data_source)
@@ -289,9 +325,8 @@ class AsofDuckDBOfflineStore(OfflineStore):
         path = source_path(config, data_source)
         con = _options(config).connect()
         try:
-            if _has_files(con, path):
-                relation = _read(path, _config(config).union_by_name)
-            else:
+            relation = _relation(con, path, _config(config).union_by_name, "__asof_files")
+            if relation is None:
                 relation = _first_file_schema(con, path)
             rows = con.sql(f"DESCRIBE SELECT * FROM {relation}").fetchall()  # noqa: S608 (path is a quoted literal)
         finally:
@@ -313,8 +348,8 @@ class AsofDuckDBOfflineStore(OfflineStore):
         Every pushed row is written: a push is a deliberate write, so the backfills' watermark does not filter it
         (it does move up, as the rows are now on disk).
         """
-        data_dir, dataset = locate(_glob_root(source_path(config, _batch_source(feature_view))))
-        with Watermarks.for_data_dir(data_dir) as marks:
+        data_dir, dataset = _locate_source(source_path(config, _batch_source(feature_view)))
+        with watermarks_for(data_dir) as marks:
             OfflineWriter(data_dir, watermarks=marks).append(dataset, _microsecond_utc(table), use_watermark=False)
         if progress:
             progress(table.num_rows)
@@ -349,7 +384,7 @@ def _first_file_schema(con: duckdb.DuckDBPyConnection, path: str) -> str:
     """A relation with the columns the source's first file will have: its dataset's schema (a view's first push
     asks Feast for the source's columns before any file exists)."""
     try:
-        _, dataset = locate(_glob_root(path))
+        _, dataset = _locate_source(path)
     except ValueError:
         raise ValueError(f"no Parquet files match {path}") from None
     con.register("__asof_schema", dataset.arrow_schema().empty_table())
@@ -361,6 +396,22 @@ def _pull_columns(keys: list[str], features: list[str], ts: str, created: str | 
     if created:
         columns.append(created)
     return list(dict.fromkeys(columns))
+
+
+def _precedence_sql(path: str) -> str | None:
+    """The SQL origin rank of the dataset a source's path reads (:mod:`ingestion.store.precedence`); None for a
+    path outside the offline store's layout or a dataset whose rows of one key differ by write time alone."""
+    try:
+        _, dataset = _locate_source(path)
+    except ValueError:
+        return None
+    order = precedence_of(dataset)
+    return None if order is None else order.sql(ident, literal)
+
+
+def _locate_source(path: str) -> tuple[Root, Dataset]:
+    """The store root and dataset a source's glob reads (local or ``s3://``); ``ValueError`` for other paths."""
+    return object_dataset(path) if is_object_url(path) else locate(_glob_root(path))
 
 
 def _glob_root(path: str) -> Path:

@@ -38,19 +38,21 @@ local function decode(s)
 end
 """
 
-# ARGV: ts field, field count nf, then per key: seconds, nanos, Timestamp bytes, nf (field, value) pairs: the
-# view's features, then its vector slices (built in Python, where a column is encoded at once: building them here,
-# a string concatenation per value, halved the write rate). The pairs come interleaved from Python so HSET takes
-# them with one unpack(), no Lua loop.
+# ARGV: ts field, field count nf, the nf field names (the view's features, then its vector slices), then per key:
+# seconds, nanos, Timestamp bytes and the nf values. The slices are built in Python, where a column is encoded at
+# once (built here, a string concatenation per value, they halved the write rate). Field names are sent once per
+# call, not once per key: every argument is a string Redis copies into Lua and back, and the names were half of them.
 SET_IF_NEWER = (
     _LUA_PROTO
     + """
 local tsf = ARGV[1]
 local nf = tonumber(ARGV[2])
-local stride = 3 + 2 * nf
+local stride = 3 + nf
 local written = 0
+local args = {tsf}
+for j = 1, nf do args[2 * j + 1] = ARGV[2 + j] end
 for k = 1, #KEYS do
-  local at = 3 + (k - 1) * stride
+  local at = 3 + nf + (k - 1) * stride
   local newer = true
   local old = redis.call('HGET', KEYS[k], tsf)
   if old then
@@ -60,7 +62,9 @@ for k = 1, #KEYS do
     if (osecs > 0 or onanos > 0) and (secs < osecs or (secs == osecs and nanos <= onanos)) then newer = false end
   end
   if newer then
-    redis.call('HSET', KEYS[k], tsf, ARGV[at + 2], unpack(ARGV, at + 3, at + 2 + 2 * nf))
+    args[2] = ARGV[at + 2]
+    for j = 1, nf do args[2 * j + 2] = ARGV[at + 2 + j] end
+    redis.call('HSET', KEYS[k], unpack(args))
     written = written + 1
   end
 end

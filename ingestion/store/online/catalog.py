@@ -12,6 +12,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from ingestion.store.online.fast_read import FastPlan, FastView
 from ingestion.store.online.layout import (
     PlannedView,
     Segment,
@@ -28,6 +29,7 @@ from ingestion.store.online.layout import (
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureView
+    from feast.value_type import ValueType
 
 FALLBACK_TTL_S = 30.0
 
@@ -51,6 +53,7 @@ class Catalog:
         self._services: dict[str, FeatureService] | None = None
         self._layouts: dict[str, ViewLayout] = {}
         self._plans: dict[tuple[str, tuple[tuple[str, str, tuple[str, ...]], ...]], ServicePlan] = {}
+        self._fast: dict[tuple[str, tuple[tuple[str, str, tuple[str, ...]], ...]], FastPlan | None] = {}
 
     def _fresh(self) -> None:
         """Drop everything resolved when the registry's cached copy changed since."""
@@ -60,7 +63,7 @@ class Catalog:
         if stale:
             with self._lock:
                 self._stamp, self._fetched = stamp, now
-                self._views, self._services, self._layouts, self._plans = {}, None, {}, {}
+                self._views, self._services, self._layouts, self._plans, self._fast = {}, None, {}, {}, {}
 
     def view(self, name: str) -> Any:
         """The registry's feature view (or stream feature view) ``name``."""
@@ -121,9 +124,7 @@ class Catalog:
     def plan(self, service: FeatureService) -> ServicePlan:
         """How to read ``service``'s vector, keyed by its projections (a service object may be newer than ours)."""
         self._fresh()
-        signature = tuple(
-            (p.name, alias(p), tuple(f.name for f in p.features)) for p in service.feature_view_projections
-        )
+        signature = _signature(service)
         key = (service.name, signature)
         cached = self._plans.get(key)
         if cached is not None:
@@ -147,6 +148,68 @@ class Catalog:
         plan = ServicePlan(service.name, tuple(views), names_header(short), names_header(full), fields)
         self._plans[key] = plan
         return plan
+
+    def fast_plan(self, service: FeatureService) -> FastPlan | None:
+        """How to answer ``service`` with one HMGET per entity (:mod:`~ingestion.store.online.fast_read`), or None
+        when Feast's own read must (an on-demand view, a view versioned or of another join key)."""
+        self._fresh()
+        key = (service.name, _signature(service))
+        if key not in self._fast:
+            self._fast[key] = self._build_fast_plan(service)
+        return self._fast[key]
+
+    def _build_fast_plan(self, service: FeatureService) -> FastPlan | None:
+        from feast import FeatureView
+
+        from ingestion.store.online.fast_read import decoder
+
+        join_keys: set[str] = set()
+        views: list[FastView] = []
+        fields: list[bytes] = []
+        stamps: list[bytes] = []
+        short: list[str] = []
+        full: list[str] = []
+        decoders = []
+        types: dict[str, ValueType] = {}
+        owner: list[int] = []
+        for projection in service.feature_view_projections:
+            try:
+                fv = self.view(projection.name)
+            except Exception:  # not a plain view (on-demand): Feast's read
+                return None
+            if not isinstance(fv, FeatureView) or getattr(projection, "version_tag", None) is not None:
+                return None
+            join_keys.update(fv.join_keys)
+            dtypes = {f.name: f.dtype.to_value_type() for f in fv.features}
+            shown = alias(projection)
+            views.append(FastView(len(fields), len(projection.features), _ttl_us(fv)))
+            stamps.append(ts_field(projection.name))
+            for feature in projection.features:
+                vtype = dtypes[feature.name]
+                fields.append(feature_field(projection.name, feature.name))
+                short.append(feature.name)
+                full.append(f"{shown}__{feature.name}")
+                decoders.append(decoder(vtype))
+                types[feature.name] = types[f"{shown}__{feature.name}"] = vtype
+                owner.append(len(views) - 1)
+        if len(join_keys) != 1 or not views:
+            return None
+        return FastPlan(
+            service=service.name,
+            join_key=join_keys.pop(),
+            views=tuple(views),
+            fields=fields + stamps,
+            short_names=tuple(short),
+            full_names=tuple(full),
+            decoders=tuple(decoders),
+            feature_types=types,
+            view_of_feature=tuple(owner),
+        )
+
+
+def _signature(service: FeatureService) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """What a service reads: (view, shown name, features) per projection."""
+    return tuple((p.name, alias(p), tuple(f.name for f in p.features)) for p in service.feature_view_projections)
 
 
 __all__ = ["FALLBACK_TTL_S", "Catalog"]

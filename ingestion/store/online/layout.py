@@ -17,6 +17,7 @@ read in one ``HMGET`` of one hash can never be older than the per-view values it
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ _NAME = b"\x0a"
 _VALUE = b"\x12"
 _FV_TS = b"\x1a"
 _NULL_VALUE = _VALUE + b"\x00"
+_LENGTHS = [varint(n) for n in range(128)]
+_ENTRY_HEADS = [_VALUE + n for n in _LENGTHS]
 
 
 def feature_field(view: str, feature: str) -> bytes:
@@ -53,7 +56,8 @@ def segment_field(service: str, view: str) -> bytes:
 
 def delimited(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited protobuf field: tag, varint length, payload."""
-    return tag + varint(len(payload)) + payload
+    n = len(payload)
+    return tag + (_LENGTHS[n] if n < 128 else varint(n)) + payload
 
 
 def names_header(names: Iterable[str]) -> bytes:
@@ -74,30 +78,37 @@ def segment(values: Sequence[bytes], name_entry: bytes, ts: bytes | None) -> byt
     return body + delimited(_FV_TS, name_entry + delimited(_VALUE, ts))
 
 
-_LENGTHS = [varint(n) for n in range(128)]
+def _heads(column: Sequence[bytes]) -> list[bytes]:
+    """The ``values`` entry head (tag and length) of each value of a column."""
+    if max(map(len, column), default=0) < 128:
+        return list(map(_ENTRY_HEADS.__getitem__, map(len, column)))
+    return [_VALUE + varint(len(v)) for v in column]
+
+
+def _stamp_entries(head: bytes, ts: Sequence[bytes]) -> list[bytes]:
+    """The ``fv_timestamps`` entry of each event Timestamp, for a view whose name entry is ``head``."""
+    by_length = {
+        n: _FV_TS + varint(len(head) + 1 + len(varint(n)) + n) + head + _VALUE + varint(n) for n in set(map(len, ts))
+    }
+    return list(map(operator.add, map(by_length.__getitem__, map(len, ts)), ts))
 
 
 def segment_columns(layout: ViewLayout, values: Sequence[Sequence[bytes]], ts: Sequence[bytes]) -> list[list[bytes]]:
     """Every entity's slice of every vector reading the view, a column per :attr:`ViewLayout.segments` entry.
 
-    Column-wise, as the values are encoded: each feature's ``values`` entries once, then one C-level join per
-    entity and slice. Equal, entity by entity, to :func:`segment`.
+    Column-wise, as the values are encoded, and without a Python operation per value: each column's entry heads
+    are shared constants picked by length, and one C-level join per entity and slice puts heads, values and the
+    timestamp entry together. Equal, entity by entity, to :func:`segment`.
     """
     if not layout.segments:
         return []
-    lengths = _LENGTHS
-
-    def entries(column: Sequence[bytes]) -> list[bytes]:
-        return [_VALUE + (lengths[len(v)] if len(v) < 128 else varint(len(v))) + v for v in column]
-
     wanted = sorted({p for seg in layout.segments for p in seg.positions})
-    prefixed = {p: entries(values[p]) for p in wanted}
-    stamps = entries(ts)
+    heads = {p: _heads(values[p]) for p in wanted}
     out = []
     for seg in layout.segments:
-        head = seg.name_entry
-        stamped = [_FV_TS + varint(len(head) + len(s)) + head + s for s in stamps]
-        out.append(list(map(b"".join, zip(*(prefixed[p] for p in seg.positions), stamped, strict=True))))
+        parts = [column for p in seg.positions for column in (heads[p], values[p])]
+        parts.append(_stamp_entries(seg.name_entry, ts))
+        out.append(list(map(b"".join, zip(*parts, strict=True))))
     return out
 
 

@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingestion.datasets import EVENT_TS, Dataset, get
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
     from ingestion.config import Settings
+    from ingestion.store.objectstore import Root
 
 
 @dataclass
@@ -38,7 +38,7 @@ class MaterializeResult:
 def materialize_latest(
     store_or_settings: FeatureStore | Settings,
     dataset: Dataset | str,
-    data_dir: Path | None = None,
+    data_dir: Root | None = None,
     *,
     start: datetime | None = None,
     end: datetime | None = None,
@@ -48,10 +48,10 @@ def materialize_latest(
     """Load the latest offline row per entity of ``dataset`` into the online store (what ``feast materialize`` does).
 
     ``store_or_settings`` is an applied ``FeatureStore`` or ``Settings`` (then the store is opened on its Redis and
-    ``data_dir`` defaults to its data dir). ``start``/``end`` bound the event time as in
-    :func:`~ingestion.store.online.latest.latest_rows`. When rows were written, the interval from ``start`` (or the
-    oldest event time written) to the newest event time written is recorded in the registry
-    (:func:`record_interval`).
+    ``data_dir`` defaults to its offline root: the data dir, or the object-store URL of ``FEAST_DATA_DIR``).
+    ``start``/``end`` bound the event time as in :func:`~ingestion.store.online.latest.latest_rows`. When rows were
+    written, the interval from ``start`` (or the oldest event time written) to the newest event time written is
+    recorded in the registry (:func:`record_interval`).
     """
     from feast import FeatureStore
 
@@ -65,7 +65,7 @@ def materialize_latest(
         if not store_or_settings.redis_url:
             raise ValueError("materialize_latest needs REDIS_URL in the settings")
         store = open_store(store_or_settings, store_or_settings.redis_url)
-        data_dir = data_dir or store_or_settings.data_dir
+        data_dir = data_dir or store_or_settings.offline_root
     ds = get(dataset) if isinstance(dataset, str) else dataset
     began = clock()
     rows = latest_rows(data_dir, ds, start=start, end=end)
