@@ -107,3 +107,13 @@ def make_applied_repo(
         return s
 
     return make
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Undo the environment that importing ``feast.metrics`` sets for its own feature-server workers
+    (``PROMETHEUS_MULTIPROC_DIR``): prometheus_client reads it when it is first imported, and a process (an xdist
+    worker, a command started by a test) that inherits it keeps every counter in files shared by all instances of
+    the same name, so one test's HTTP metrics would count another's."""
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR"):
+        if Path(os.environ.get(name, "/")).name.startswith("feast_metrics_"):
+            del os.environ[name]
