@@ -43,7 +43,7 @@ def _list(args: argparse.Namespace) -> int:
     from ingestion.config import settings
     from ingestion.store.quarantine import Quarantine
 
-    rows = Quarantine(settings().data_dir).rows(dataset=args.dataset, reason=args.reason, include_replayed=args.all)
+    rows = Quarantine(settings().offline_root).rows(dataset=args.dataset, reason=args.reason, include_replayed=args.all)
     groups = (
         rows.groupby(_GROUP, sort=False).agg(count=("payload", "size"), last=("event_timestamp", "max")).reset_index()
         if len(rows)
@@ -89,7 +89,7 @@ def _replay(args: argparse.Namespace) -> int:
     why = not_replayable(args.dataset)
     if why is not None:
         raise ConfigError(why)
-    result = replay(settings().data_dir, args.dataset, reason=args.reason)
+    result = replay(settings().offline_root, args.dataset, reason=args.reason)
     print(result.line())
     if result.landed:
         print("landed offline only: run `python -m ingestion materialize` to bring the online store up to date")

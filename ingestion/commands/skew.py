@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     services = [s.strip() for s in args.services.split(",") if s.strip()]
     with runtime(settings(), vendors=False) as rt:
         symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
-        symbols = symbols or sample_symbols(rt.settings.data_dir, args.sample)
+        symbols = symbols or sample_symbols(rt.settings.offline_root, args.sample)
         store = open_store(rt.settings, rt.redis_url)
         report = measure_skew(store, symbols, services=services, at=at.to_pydatetime() if at is not None else None)
     print(report.table())

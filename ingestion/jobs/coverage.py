@@ -20,6 +20,11 @@ from ingestion.store.records import read_record, update_record
 
 Interval = tuple[dt.date, dt.date]
 
+MARKET = "*"
+"""The symbol of a market-wide record: units of every ticker the vendor answered at once (the grouped daily path,
+:mod:`ingestion.jobs.universe`). It is kept in its dataset's file, so it covers each ticker for that dataset only: a
+grouped daily run covers ``ohlcv_daily`` of AAPL, never its minute bars."""
+
 
 def merge(intervals: list[Interval]) -> list[Interval]:
     """Union of inclusive date intervals; touching intervals (end + 1 day = next start) are joined."""
@@ -66,6 +71,12 @@ class Coverage:
         # No lock: the file (or object) is replaced whole, so a reader sees one complete version.
         raw = read_record(self._path(dataset)) or {}
         return _intervals(raw.get(symbol, []))
+
+    def covered(self, dataset: str, symbol: str) -> list[Interval]:
+        """What is done for ``symbol`` in ``dataset``: its own intervals and the market-wide ones (:data:`MARKET`),
+        merged; one read, so both come from one version of the file."""
+        raw = read_record(self._path(dataset)) or {}
+        return merge([*_intervals(raw.get(symbol, [])), *_intervals(raw.get(MARKET, []))])
 
     def add(self, dataset: str, symbol: str, interval: Interval) -> None:
         """Record ``interval`` as complete (call only after its rows are durable)."""

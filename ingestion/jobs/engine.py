@@ -5,7 +5,8 @@ bars, a month of minute bars or of Unusual Whales flow), and fetches one unit of
 :class:`~ingestion.jobs.landing.Batch`. :func:`run_units` does the rest, identically for each source:
 
 * resume: a symbol's units are the parts of its range that :class:`~ingestion.jobs.coverage.Coverage` lacks for
-  any of the source's datasets, oldest first; the others are counted as skipped;
+  any of the source's datasets (its own records or the dataset's market-wide one), oldest first; the others are
+  counted as skipped;
 * landing (:func:`~ingestion.jobs.landing.land`): quality checks, quarantine, offline append, metrics, summary;
   rows a vendor answered outside the dates it was asked for are quarantined (:func:`outside_requested`), never
   stored as if in range;
@@ -146,8 +147,10 @@ def rows_in_unit(frame: pd.DataFrame, unit: Interval, now: pd.Timestamp, day_of:
 
 
 def todo_units(source: Source, sinks: Sinks, symbol: str, span: Interval) -> list[Interval]:
-    """The units of ``span`` that coverage lacks for any of the source's datasets, oldest first."""
-    gaps = [g for ds in source.datasets for g in missing(span, sinks.coverage.get(ds.name, symbol))]
+    """The units of ``span`` that coverage lacks for any of the source's datasets, oldest first. A market-wide record
+    of a dataset (a universe run's, :data:`~ingestion.jobs.coverage.MARKET`) covers the symbol too: its rows are
+    stored under the symbol's entity by the same identity rule (:mod:`ingestion.jobs.identity`)."""
+    gaps = [g for ds in source.datasets for g in missing(span, sinks.coverage.covered(ds.name, symbol))]
     return [u for gap in merge(gaps) for u in source.units(gap)]
 
 

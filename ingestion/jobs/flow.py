@@ -26,7 +26,6 @@ import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import pandas as pd
@@ -61,7 +60,8 @@ from ingestion.jobs.progress import progress_bar
 from ingestion.jobs.summary import JobSummary
 from ingestion.rejects import ParseResult
 from ingestion.runtime import Runtime
-from ingestion.store.offline import part_files, read_dataset
+from ingestion.store.objectstore import Root
+from ingestion.store.offline import read_dataset, visible_files
 from ingestion.unusual_whales import aggregates, parse
 from ingestion.unusual_whales.client import EnhancedUnusualWhalesClient
 from ingestion.unusual_whales.timestamps import new_york_day_start
@@ -75,7 +75,7 @@ INSIDER_HISTORY_DAYS: Final = 120
 SOURCE: Final = "unusual_whales"
 
 
-def consolidated_volume(data_dir: Path, symbol: str, lo: dt.date, hi: dt.date) -> pd.DataFrame | None:
+def consolidated_volume(data_dir: Root, symbol: str, lo: dt.date, hi: dt.date) -> pd.DataFrame | None:
     """``symbol, date, volume`` of the stored ``ohlcv_daily`` bars on ``[lo, hi]``, or None when none is stored.
 
     Only bars as traded (``adjusted=False``): Unusual Whales prints are shares as traded, so the share of volume
@@ -104,7 +104,7 @@ def fetch_flow_unit(
     unit: Interval,
     now: pd.Timestamp,
     volume: pd.DataFrame | None = None,
-    data_dir: Path | None = None,
+    data_dir: Root | None = None,
 ) -> Batch:
     """The four datasets' rows of ``symbol`` for New York days ``unit`` (already clipped to closed sessions)."""
     lo, hi = unit
@@ -167,11 +167,12 @@ def fetch_flow_unit(
 class FlowSource:
     """Unusual Whales flow, dark pool, insider and ETF history as the four daily datasets, a calendar month a unit.
 
-    ``data_dir`` holds the stored ``ohlcv_daily`` bars that ``dp_share_of_volume`` divides by.
+    ``data_dir`` (a local data dir or an ``s3://`` root) holds the stored ``ohlcv_daily`` bars that
+    ``dp_share_of_volume`` divides by.
     """
 
     client: EnhancedUnusualWhalesClient
-    data_dir: Path
+    data_dir: Root
     job: str = "backfill flow"
 
     @property
@@ -232,14 +233,14 @@ def backfill_flow(
     try:
         at = now if now is not None else pd.Timestamp(uw.clock(), unit="s", tz="UTC")
         at = at.tz_convert("UTC").floor("us")
-        source = FlowSource(uw, sinks.offline.data_dir)
+        source = FlowSource(uw, sinks.offline.root)
         span = (start, end)
         with progress_bar(planned_work(source, sinks, names, span), "flow") as progress:
             summary = run_units(source, sinks, names, span, now=at, workers=workers, progress=progress)
     finally:
         if client is None:
             uw.close()
-    summary.touch(ds.name for ds in FLOW_DATASETS if ds.is_feature_view and part_files(sinks.offline.data_dir, ds))
+    summary.touch(ds.name for ds in FLOW_DATASETS if ds.is_feature_view and visible_files(sinks.offline.root, ds))
     return summary
 
 

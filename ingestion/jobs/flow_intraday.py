@@ -12,13 +12,13 @@ unit are whole. Rows the collector already stored are not written again.
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pandas as pd
 
 from ingestion import calendar, publication
 from ingestion.datasets import ENTITY_KEY, EVENT_TS, FLOW_ALERTS, OPTIONS_FLOW_DAILY, OPTIONS_FLOW_INTRADAY
 from ingestion.rejects import ParseResult
+from ingestion.store.objectstore import Root
 from ingestion.store.offline import read_dataset
 from ingestion.unusual_whales.client import EnhancedUnusualWhalesClient
 from ingestion.unusual_whales.raw_alerts import flow_alert_rows, known_times, new_alerts
@@ -37,7 +37,7 @@ def intraday_frames(
     unit: tuple[dt.date, dt.date],
     alerts: ParseResult,
     now: pd.Timestamp,
-    data_dir: Path,
+    data_dir: Root,
 ) -> tuple[dict[str, pd.DataFrame], list[ParseResult]]:
     """``flow_alerts`` and ``options_flow_intraday`` frames of one unit, and the extra pages fetched (for their
     rejected rows). ``alerts`` are the unit's session windows as fetched by the daily part."""
@@ -69,7 +69,7 @@ def intraday_frames(
     )
 
 
-def _unstored(data_dir: Path, rows: pd.DataFrame) -> pd.DataFrame:
+def _unstored(data_dir: Root, rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` without those whose (symbol, event time) is stored already."""
     if rows.empty:
         return rows

@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ingestion.errors import ClientError, IngestionError
@@ -54,9 +56,11 @@ __all__ = [
     "Identities",
     "Identity",
     "Segment",
+    "as_entity",
     "fetch_as_traded",
     "identities_to_fetch",
     "identity_from_events",
+    "relabel_as_traded",
     "resolve",
     "resolve_all",
 ]
@@ -225,7 +229,7 @@ def fetch_as_traded(
     if not identity.renamed:
         return fetch(identity.segments[0].ticker, *span)
     parts: list[ParseResult] = []
-    ranks: list[pd.Series] = []
+    held: list[pd.Series] = []
     for segment in identity.segments:
         asked = segment.asked(span)
         if asked is None:
@@ -233,13 +237,61 @@ def fetch_as_traded(
         part = fetch(segment.ticker, *asked)
         frame = part.frame
         days = frame[day_of].dt.tz_convert("America/New_York").dt.date if len(frame) else pd.Series([], dtype=object)
-        ranks.append(pd.Series([0 if segment.holds(d) else 1 for d in days], index=frame.index, dtype="int64"))
+        held.append(pd.Series([segment.holds(d) for d in days], index=frame.index, dtype=bool))
         parts.append(part)
     if not parts:
         return fetch(identity.entity, *span)
     joined = ParseResult.concat(parts)
-    frame = joined.frame.assign(_rank=pd.concat(ranks, ignore_index=True).to_numpy())
-    frame = frame.sort_values([day_of, "_rank"], kind="stable").drop_duplicates(day_of, keep="first")
-    frame = frame.drop(columns="_rank").reset_index(drop=True)
-    frame["symbol"] = identity.entity
+    frame = as_entity(joined.frame, identity.entity, pd.concat(held, ignore_index=True).to_numpy(), day_of=day_of)
     return ParseResult(frame, joined.rejected, joined.drift)
+
+
+def as_entity(
+    frame: pd.DataFrame, entity: str | npt.NDArray[np.object_], held: npt.NDArray[np.bool_], *, day_of: str
+) -> pd.DataFrame:
+    """Bars under the tickers their securities traded as, one row per entity and day under the entity (``entity``:
+    one for every row, or each row's): a day answered under two tickers keeps the bar whose ``held`` is true (its
+    ticker's segment holds the day), else the first."""
+    frame = frame.assign(symbol=entity, _rank=np.where(held, 0, 1))
+    frame = frame.sort_values(["symbol", day_of, "_rank"], kind="stable")
+    frame = frame.drop_duplicates(["symbol", day_of], keep="first")
+    return frame.drop(columns="_rank").reset_index(drop=True)
+
+
+def relabel_as_traded(
+    frame: pd.DataFrame, identities: Iterable[Identity], *, day_of: str = "window_start"
+) -> pd.DataFrame:
+    """Bars of many securities, each under the ticker it traded as that day (a grouped daily answer), with the rows of
+    each renamed identity moved to its entity by the same rule as :func:`fetch_as_traded`: a row of ticker ``T`` is
+    the security's when one of its segments of ``T``, widened by :data:`SLACK`, holds the row's day (so a ticker
+    reused later by another security keeps that one's rows). Every other row keeps its ticker: a delisted security
+    (TWTR) is its own entity. Row order is kept, rows moved go to the end."""
+    by_ticker: dict[str, list[Identity]] = {}
+    for identity in identities:
+        if identity.renamed:
+            for ticker in dict.fromkeys(s.ticker for s in identity.segments):
+                by_ticker.setdefault(ticker, []).append(identity)
+    # Only the rows of a renamed security's tickers are looked at, one by one: a few per session in a whole market.
+    if frame.empty or not by_ticker:
+        return frame
+    rows = np.flatnonzero(frame["symbol"].isin(by_ticker).to_numpy())
+    if not len(rows):
+        return frame
+    symbols = frame["symbol"].to_numpy()
+    days = frame[day_of].iloc[rows].dt.tz_convert("America/New_York").dt.date.to_numpy()
+    keep, entities, held = [], [], []
+    for k, day in zip(rows, days, strict=True):
+        # The first renamed security whose segment of this ticker (widened by SLACK) reaches the day claims the row.
+        for identity in by_ticker[symbols[k]]:
+            mine = [s for s in identity.segments if s.ticker == symbols[k] and s.asked((day, day)) is not None]
+            if mine:
+                keep.append(k)
+                entities.append(identity.entity)
+                held.append(any(s.holds(day) for s in mine))
+                break
+    if not keep:
+        return frame
+    claimed = np.zeros(len(frame), dtype=bool)
+    claimed[keep] = True
+    moved = as_entity(frame.iloc[keep], np.array(entities, dtype=object), np.array(held, dtype=bool), day_of=day_of)
+    return pd.concat([frame[~claimed], moved], ignore_index=True)

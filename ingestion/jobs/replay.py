@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -38,6 +37,7 @@ from ingestion.jobs.landing import Batch, Landing, land
 from ingestion.jobs.quality import check_dataset
 from ingestion.jobs.summary import JobSummary
 from ingestion.polygon.parse import BAR_COLUMNS
+from ingestion.store.objectstore import Root
 from ingestion.store.offline import OfflineWriter, dedupe_on_key, read_dataset
 from ingestion.store.quarantine import Quarantine
 
@@ -94,7 +94,7 @@ def not_replayable(dataset: str) -> str | None:
     )
 
 
-def replay(data_dir: Path, dataset: str, *, reason: str | None = None, now: pd.Timestamp | None = None) -> ReplayResult:
+def replay(data_dir: Root, dataset: str, *, reason: str | None = None, now: pd.Timestamp | None = None) -> ReplayResult:
     """Re-validate the pending quarantined rows of ``dataset`` (whose reason contains ``reason``, if given).
 
     Rows that pass are landed and get a replay record; rows that fail stay, with their new reason when it changed.
@@ -181,7 +181,7 @@ def bar_frame(ds: Dataset, payloads: list[dict[str, object]]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def with_daily_features(data_dir: Path, bars: pd.DataFrame) -> pd.DataFrame:
+def with_daily_features(data_dir: Root, bars: pd.DataFrame) -> pd.DataFrame:
     """Replayed daily ``bars`` with their derived features, plus the stored sessions after them whose features the
     missing bar had changed, recomputed from the stored history of each symbol (per split-adjustment flag, which
     is part of the key: adjusted and unadjusted closes never share a window)."""

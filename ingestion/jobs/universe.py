@@ -12,6 +12,10 @@ metrics, summary):
 * fetch: the quarter's sessions, a few requests in flight (``workers``); rows are parsed (``t`` is the end of the
   session there; the parser keys each bar at New York midnight like a range bar, so both paths land on one key), rows
   dated outside the session asked for are quarantined, bad bars too (:func:`~ingestion.jobs.quality.check_bars`);
+* identity: each bar is moved from the ticker it traded as to its entity, the ticker the security trades under now
+  (``FB`` before 2022-06-09 -> ``META``; ``TWTR`` stays ``TWTR``), by the per-ticker path's rule, learned for the
+  whole market from the reference ticker lists and the events of renamed securities only
+  (:mod:`ingestion.jobs.universe_identity`), so both paths store one series under one key;
 * derived features (:func:`~ingestion.jobs.derived.add_daily_features`) from the quarter's bars after a warm-up of
   :data:`~ingestion.jobs.derived.WARMUP_SESSIONS` earlier sessions: carried over in memory from the previous quarter,
   fetched (not stored) at the first quarter of a run, so a row's values do not depend on where a run started (to the
@@ -25,8 +29,10 @@ metrics, summary):
 * coverage: one record for the whole market, under the symbol :data:`MARKET` in the dataset's coverage file, recorded
   only after the quarter's rows are durable, only up to the last final day, and only when every session answered rows
   (a session answering none is retried by the next run and named in the notes). Its size does not grow with the
-  universe. Watermarks are not used by backfills (part files are named by the digest of their rows' keys, so a quarter
-  fetched again replaces its own files).
+  universe, and a per-ticker run reads it as covering each ticker's daily bars (never its minute bars:
+  :func:`~ingestion.jobs.engine.todo_units`). A run limited to ``symbols`` records those symbols instead.
+  Watermarks are not used by backfills (part files are named by the digest of their rows' keys, so a quarter fetched
+  again replaces its own files).
 
 A run killed part-way resumes at the first quarter not recorded; re-running a covered range sends no bar request.
 """
@@ -47,12 +53,13 @@ from ingestion.datasets import CORPORATE_ACTIONS, ENTITY_KEY, OHLCV_DAILY
 from ingestion.errors import IngestionError
 from ingestion.http import VendorHTTP
 from ingestion.jobs.corporate_actions import Refreshed, reconcile
-from ingestion.jobs.coverage import Interval, missing
+from ingestion.jobs.coverage import MARKET, Interval, merge, missing
 from ingestion.jobs.derived import DERIVED_COLUMNS, WARMUP_SESSIONS, add_daily_features
 from ingestion.jobs.engine import calendar_units, counting, outside_requested, rows_in_unit
 from ingestion.jobs.landing import Batch, Sinks, land
 from ingestion.jobs.quality import check_bars
 from ingestion.jobs.summary import JobSummary
+from ingestion.jobs.universe_identity import MarketIdentities, ReferenceClient
 from ingestion.polygon.actions import ACTION_COLUMNS
 from ingestion.rejects import ParseResult, Rejected
 from ingestion.shutdown import stop_requested
@@ -60,13 +67,11 @@ from ingestion.store.offline import dedupe_on_key, read_dataset
 
 log = logging.getLogger(__name__)
 
-MARKET = "*"
-"""The coverage key of a market-wide unit: every ticker the vendor answered for those sessions."""
 JOB = "backfill ohlcv day (grouped)"
 SOURCE = "polygon grouped daily"
 
 
-class GroupedClient(Protocol):
+class GroupedClient(ReferenceClient, Protocol):
     """What the universe backfill needs of :class:`~ingestion.polygon.rest.PolygonRESTClient`."""
 
     http: VendorHTTP
@@ -86,7 +91,7 @@ def market_actions(client: GroupedClient, sinks: Sinks, since: dt.date) -> Refre
     """The whole market's corporate actions: every split, and dividends going ex from ``since`` on, checked against
     each other and the stored ones (:func:`~ingestion.jobs.corporate_actions.reconcile`)."""
     fetched = ParseResult.concat([client.fetch_splits(""), client.fetch_dividends("", since)])
-    stored = read_dataset(sinks.offline.data_dir, CORPORATE_ACTIONS)
+    stored = read_dataset(sinks.offline.root, CORPORATE_ACTIONS)
     stored = dedupe_on_key(CORPORATE_ACTIONS, stored).loc[:, list(ACTION_COLUMNS)].reset_index(drop=True)
     result = reconcile(fetched.frame, stored)
     return Refreshed(result.actions, result.new, [*fetched.rejected, *result.rejected])
@@ -119,12 +124,14 @@ class UniverseBackfill:
         self.symbols = None if symbols is None else frozenset(symbols)
         self.progress = progress
         self.summary = JobSummary(JOB)
+        # The identity as the vendor knows it on the run's day (never later): see universe_identity.
+        self.identity = MarketIdentities(client, now.tz_convert(calendar.NEW_YORK).date())
         self._actions: pd.DataFrame | None = None
         self._tail: pd.DataFrame | None = None  # raw bars of the last WARMUP_SESSIONS sessions landed
         self._tail_last: dt.date | None = None
 
     def run(self, span: Interval) -> JobSummary:
-        todo = todo_quarters(self.sinks, span, self.now)
+        todo = todo_quarters(self.sinks, span, self.now, self.symbols)
         final = _final_span(span, self.now)
         self.summary.add_skipped(len(quarter_units(final)) - len(todo) if final else 0)
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="grouped")
@@ -166,7 +173,8 @@ class UniverseBackfill:
                 "not recorded as covered, retried on the next run"
             )
         else:
-            self.sinks.coverage.add(OHLCV_DAILY.name, MARKET, unit)
+            for key in sorted(self.symbols) if self.symbols is not None else [MARKET]:
+                self.sinks.coverage.add(OHLCV_DAILY.name, key, unit)
         self._keep_tail(history, sessions[-1] if sessions else None)
 
     def _refresh(self, first: dt.date) -> Refreshed | None:
@@ -204,7 +212,8 @@ class UniverseBackfill:
             asked, outside = outside_requested(
                 parsed.frame, (day, day), dataset=OHLCV_DAILY.name, source=SOURCE, day_of="window_start"
             )
-            rejected += [*parsed.rejected, *outside]
+            asked, refused = self.identity.relabel(asked)
+            rejected += [*parsed.rejected, *outside, *refused]
             if self.symbols is not None:
                 asked = asked[asked[ENTITY_KEY].isin(self.symbols).to_numpy()]
             if asked.empty:
@@ -237,13 +246,19 @@ def _final_span(span: Interval, now: pd.Timestamp) -> Interval | None:
     return (span[0], last) if last >= span[0] else None
 
 
-def todo_quarters(sinks: Sinks, span: Interval, now: pd.Timestamp) -> list[Interval]:
-    """The quarters of ``span`` (cut at the last final day) the market-wide coverage lacks, oldest first."""
+def todo_quarters(
+    sinks: Sinks, span: Interval, now: pd.Timestamp, symbols: Iterable[str] | None = None
+) -> list[Interval]:
+    """The quarters of ``span`` (cut at the last final day) the market-wide coverage lacks (with ``symbols``: that
+    one of the symbols lacks, market-wide records counting for each), oldest first."""
     final = _final_span(span, now)
     if final is None:
         return []
-    covered = sinks.coverage.get(OHLCV_DAILY.name, MARKET)
-    return [u for gap in missing(final, covered) for u in quarter_units(gap)]
+    if symbols is None:
+        gaps = missing(final, sinks.coverage.get(OHLCV_DAILY.name, MARKET))
+    else:
+        gaps = merge([g for s in symbols for g in missing(final, sinks.coverage.covered(OHLCV_DAILY.name, s))])
+    return [u for gap in gaps for u in quarter_units(gap)]
 
 
 def quarter_units(span: Interval) -> list[Interval]:

@@ -7,6 +7,9 @@ null counts as equal; numbers are compared exactly, except floats within a relat
 through Parquet and one that went through protobuf can differ in the last bit of a derived value, never more). A
 difference means the online store serves something training never saw: a value the offline join expired, a row
 the online store missed, or a slice left behind.
+
+A service's on-demand views are compared like any view, output by output: online Feast computes them from the
+per-view values our store read (expired by the ttl before the transform, as offline), offline from the join's.
 """
 
 from __future__ import annotations
@@ -16,13 +19,24 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
+    from ingestion.store.objectstore import Root
+
 SERVICES = ("daily_model", "intraday_model")
+
+
+class _Absent:
+    """A feature column one side does not return at all."""
+
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+_ABSENT = _Absent()
 
 
 @dataclass
@@ -90,19 +104,12 @@ def _null(value: Any) -> bool:
         return False
 
 
-def sample_symbols(data_dir: Path, n: int, *, seed: int = 0, datasets: Sequence[str] = ("ohlcv_daily",)) -> list[str]:
-    """Up to ``n`` symbols drawn (seeded) from the distinct symbols of the datasets' offline part files."""
-    import duckdb
+def sample_symbols(data_dir: Root, n: int, *, seed: int = 0, datasets: Sequence[str] = ("ohlcv_daily",)) -> list[str]:
+    """Up to ``n`` symbols drawn (seeded) from the distinct symbols of the datasets' stored rows (a local data dir
+    or an ``s3://`` root)."""
+    from ingestion.store.offline import stored_symbols
 
-    from ingestion.datasets import ENTITY_KEY, get
-    from ingestion.store.offline import part_files
-
-    files = [str(p) for name in datasets for p in part_files(data_dir, get(name))]
-    if not files:
-        return []
-    with duckdb.connect() as con:
-        query = f"SELECT DISTINCT {ENTITY_KEY} FROM read_parquet(?, hive_partitioning = false) ORDER BY 1"  # noqa: S608
-        found = [str(r[0]) for r in con.execute(query, [files]).fetchall()]
+    found = sorted({symbol for name in datasets for symbol in stored_symbols(data_dir, name)})
     return sorted(random.Random(seed).sample(found, min(n, len(found))))
 
 
@@ -140,10 +147,16 @@ def measure_skew(
                 for feature in projection.features:
                     column = f"{view}__{feature.name}"
                     skew = FeatureSkew(name, view, feature.name)
-                    for symbol, value in zip(online["symbol"], online[column], strict=True):
-                        other = offline.at[symbol, column] if symbol in offline.index else None
+                    # A column one side lacks (Feast 0.67 drops a python-mode on-demand output online under full
+                    # feature names) differs for every symbol: a model reading it by name gets nothing.
+                    served = online.get(column, [_ABSENT] * len(online["symbol"]))
+                    for symbol, value in zip(online["symbol"], served, strict=True):
+                        if symbol not in offline.index:
+                            other = None
+                        else:
+                            other = offline.at[symbol, column] if column in offline.columns else _ABSENT
                         skew.compared += 1
-                        if not _same(value, other):
+                        if value is _ABSENT or other is _ABSENT or not _same(value, other):
                             skew.different += 1
                             skew.example = skew.example or f"{symbol}: {value!r} != {other!r}"
                     report.features.append(skew)

@@ -16,13 +16,17 @@ The store class owns the layout (:mod:`ingestion.store.online.layout`) and every
 compare-and-set script (:mod:`ingestion.store.online.cas`): our fast writer and materialization
 (:class:`~ingestion.store.online.OnlineWriter`) as well as Feast's own ``push`` and ``feast materialize``
 (:meth:`EnvRedisOnlineStore.online_write_batch`). It uses no private Feast name: its Redis client, the hash fields
-and the registry lookups are its own.
+and the registry lookups are its own; the one protected method it overrides is a hook Feast's base class documents
+for subclasses (see TTL at read).
 
 **TTL at read.** ``FeatureView.ttl`` does not filter Feast's online reads, so an online value outlives the window
 the offline join allows and a model serves what it never trained on. :meth:`EnvRedisOnlineStore.get_online_features`
 nulls (status ``OUTSIDE_MAX_AGE``) every value whose event time is older than its view's ttl at the read instant,
 by the offline join's rule: fresh when ``event_timestamp >= read instant - ttl``, to the microsecond. The read
 instant is the wall clock, or ``read_at`` / ``$FEAST_ONLINE_READ_AT`` (an ISO instant) to replay a past day.
+The per-view read expires its rows as Feast fills the response (``_read_features_per_fv``, the one hook Feast's
+base class documents for subclasses, between the Redis read and the on-demand transforms), so an on-demand view
+computes its output from a null for an input past its view's ttl, exactly the input the offline join hands it.
 
 **Pre-computed vectors.** A FeatureService with ``precompute_online=True`` is read by Feast through
 :meth:`read_precomputed_vectors`: one ``HMGET`` per entity of the service's slices (written with the values, see
@@ -39,8 +43,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -50,7 +53,7 @@ from pydantic import Field, StrictStr, model_validator
 
 from ingestion.config import DEFAULT_REDIS_URL, settings
 from ingestion.store.online.cas import SET_IF_NEWER, SET_SLICES_IF_CURRENT
-from ingestion.store.online.catalog import Catalog
+from ingestion.store.online.catalog import Catalog, _ttl_us
 from ingestion.store.online.layout import Prepared, ServicePlan, ViewLayout, segment_field, ts_field
 from ingestion.store.redis_conn import connect, connect_feast, feast_online_store, parse_redis_url
 
@@ -63,7 +66,9 @@ if TYPE_CHECKING:
 READ_AT_VARIABLE = "FEAST_ONLINE_READ_AT"
 SLICE_BATCH = 512
 KEY_MEMO = 200_000
-PIPELINE_KEYS = 4096
+BATCH_KEYS = 2048
+"""Keys per batch a bulk write sends (about 1 MB for a daily bar): small enough to sit in the socket's buffer while
+Redis runs the batch before it, large enough that a round trip is noise."""
 
 TYPE_PATH: Literal["ingestion.store.feast_online.EnvRedisOnlineStore"] = (
     "ingestion.store.feast_online.EnvRedisOnlineStore"
@@ -119,10 +124,37 @@ class _Request:
 _REQUEST: contextvars.ContextVar[_Request | None] = contextvars.ContextVar("online_request", default=None)
 
 
-def _execute(pipe: Any) -> list[Any]:
-    with pipe:
-        replies: list[Any] = pipe.execute()
-    return replies
+@dataclass
+class _ReadState:
+    """One read's instant, and whether its per-view rows were already expired before Feast's transforms ran."""
+
+    now_us: int
+    expired_early: bool = False
+
+
+# Set by every read for :meth:`EnvRedisOnlineStore._read_features_per_fv` (a copy of the context reaches the async
+# read's tasks; the state object itself is shared, so the flag set there is seen by the caller).
+_READ: contextvars.ContextVar[_ReadState | None] = contextvars.ContextVar("online_read_state", default=None)
+
+
+def _cas_arguments(prepared: Prepared) -> tuple[list[Any], Any]:
+    """The script header (ts field, field count, field names) and one object row per entity: seconds, nanos,
+    Timestamp bytes, then the values and vector slices. A block of rows flattened with ``ravel().tolist()`` is a
+    call's per-key arguments, built at C speed instead of a Python loop per key."""
+    import numpy as np
+
+    from ingestion.store.online.layout import segment_columns
+
+    layout = prepared.layout
+    fields = [*layout.fields, *(seg.field for seg in layout.segments)]
+    columns = [*prepared.values, *segment_columns(layout, prepared.values, prepared.ts_bytes)]
+    grid = np.empty((len(prepared), 3 + len(fields)), dtype=object)
+    grid[:, 0] = prepared.secs
+    grid[:, 1] = prepared.nanos
+    grid[:, 2] = prepared.ts_bytes
+    for j, column in enumerate(columns):
+        grid[:, 3 + j] = column
+    return [layout.ts_field, len(fields), *fields], grid
 
 
 def _ts_us(raw: bytes, cache: dict[bytes, int]) -> int:
@@ -227,46 +259,39 @@ class EnvRedisOnlineStore(RedisOnlineStore):
     # Writes --------------------------------------------------------------------------------------------------
 
     def write_prepared(self, config: RepoConfig, prepared: Prepared, *, keys_per_call: int = 256) -> int:
-        """Compare-and-set every entity of ``prepared`` (values and vector slices) in one pipeline; returns how many
-        hashes were written."""
-        import numpy as np
+        """Compare-and-set every entity of ``prepared`` (values and vector slices); returns how many hashes were
+        written."""
+        return self.write_chunks(config, [prepared], keys_per_call=keys_per_call)
 
-        from ingestion.store.online.layout import segment_columns
+    def write_chunks(self, config: RepoConfig, chunks: Iterable[Prepared], *, keys_per_call: int = 256) -> int:
+        """:meth:`write_prepared` for a stream of chunks, each encoded while Redis runs the one before (a lazy
+        iterable overlaps the caller's encoding with Redis's work); returns how many hashes were written."""
+        from ingestion.store.online.sender import ScriptStream
 
-        layout = prepared.layout
         client = self.redis(config)
-        cluster = type(client).__name__ == "RedisCluster"
-        if cluster:
-            keys_per_call = 1  # a script's keys must share a slot on a cluster; one key always does
-        fields = [*layout.fields, *(seg.field for seg in layout.segments)]
-        columns = [*prepared.values, *segment_columns(layout, prepared.values, prepared.ts_bytes)]
-        header: list[Any] = [layout.ts_field, len(fields), *fields]
-        n, nf = len(prepared), len(fields)
-        # One object matrix row per entity: seconds, nanos, Timestamp, then the field values. Flattening a block of
-        # rows with ravel().tolist() builds a script's ARGV at C speed instead of a Python loop per key.
-        grid = np.empty((n, 3 + nf), dtype=object)
-        grid[:, 0] = prepared.secs
-        grid[:, 1] = prepared.nanos
-        grid[:, 2] = prepared.ts_bytes
-        for j, column in enumerate(columns):
-            grid[:, 3 + j] = column
-        script = self.script(config, SET_IF_NEWER)
-        if cluster:
-            # redis-py refuses scripts in a cluster pipeline: one call per key, each routed to its key's node.
-            return sum(int(script(keys=[key], args=header + grid[i].tolist())) for i, key in enumerate(prepared.keys))
-        # Pipelines of PIPELINE_KEYS keys, each sent from a worker thread while the next is packed: Redis runs the
-        # scripts of one while Python builds the next (the socket wait releases the GIL), instead of after it.
-        step = max(keys_per_call, PIPELINE_KEYS // keys_per_call * keys_per_call)
-        sent: list[Future[list[Any]]] = []
-        with ThreadPoolExecutor(max_workers=1) as sender:
-            for first in range(0, n, step):
-                pipe = client.pipeline(transaction=False)
-                for start in range(first, min(first + step, n), keys_per_call):
-                    stop = start + keys_per_call
-                    args = header + grid[start:stop].ravel().tolist()
-                    script(keys=prepared.keys[start:stop], args=args, client=pipe)
-                sent.append(sender.submit(_execute, pipe))
-            return sum(int(count) for done in sent for count in done.result())
+        if type(client).__name__ == "RedisCluster":
+            # A script's keys must share a slot on a cluster, and redis-py refuses scripts in a cluster pipeline:
+            # one call per key, each routed to its key's node.
+            script = self.script(config, SET_IF_NEWER)
+            return sum(
+                int(script(keys=[key], args=header + row.tolist()))
+                for prepared in chunks
+                for header, grid in [_cas_arguments(prepared)]
+                for key, row in zip(prepared.keys, grid, strict=True)
+            )
+        stream = ScriptStream(client, SET_IF_NEWER)
+        try:
+            for prepared in chunks:
+                header, grid = _cas_arguments(prepared)
+                n = len(prepared)
+                for first in range(0, n, BATCH_KEYS):
+                    last = min(first + BATCH_KEYS, n)
+                    bounds = [(s, min(s + keys_per_call, last)) for s in range(first, last, keys_per_call)]
+                    stream.send([(prepared.keys[a:b], header + grid[a:b].ravel().tolist()) for a, b in bounds])
+        except BaseException:
+            stream.abort()
+            raise
+        return stream.finish()
 
     def online_write_batch(
         self,
@@ -386,6 +411,72 @@ class EnvRedisOnlineStore(RedisOnlineStore):
         )
         return rows
 
+    # Feast's per-view read of ``get_online_features`` fills the response in ``_read_features_per_fv``, the hook
+    # its OnlineStore base documents for subclasses, and runs on-demand transforms right after it. Expiring there,
+    # not afterwards, hands a transform a null for an input past its view's ttl, as the offline join does.
+
+    def _read_features_per_fv(self, *args: Any, **kwargs: Any) -> None:
+        """Feast's batched per-view read, then every value older than its view's ttl nulled (see above)."""
+        with self._expiring(*args, **kwargs):
+            super()._read_features_per_fv(*args, **kwargs)
+
+    async def _read_features_per_fv_async(self, *args: Any, **kwargs: Any) -> None:
+        with self._expiring(*args, **kwargs):
+            await super()._read_features_per_fv_async(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def _expiring(
+        self,
+        config: RepoConfig,
+        grouped_refs: Any,
+        join_key_values: Any,
+        entity_name_to_join_key_map: Any,
+        online_features_response: Any,
+        full_feature_names: bool,
+        include_feature_view_version_metadata: bool = False,
+    ) -> Iterator[None]:
+        """Around Feast's per-view read (its arguments, by Feast's names): expire what it appended."""
+        first, names = len(online_features_response.results), _requested_names(grouped_refs)
+        yield
+        self._expire_read(config, online_features_response, first, names, full_feature_names)
+
+    def _expire_read(
+        self,
+        config: RepoConfig,
+        response: Any,
+        first: int,
+        requested: list[tuple[Any, list[str]]],
+        full_feature_names: bool,
+    ) -> None:
+        """Null the values Feast just appended (from result ``first`` on) that are older than their view's ttl.
+
+        Feast appends each view's requested features in order, each block maybe followed by its store's own
+        columns (Redis: the ``_ts:<view>`` field, dropped later). The names are checked as they are walked: a
+        response laid out otherwise (a Feast upgrade) is left whole to the expiry after the read, and logged.
+        """
+        state = _READ.get()
+        now_us = state.now_us if state is not None else self.read_instant_us(config)
+        names = response.metadata.feature_names.val
+        blocks: list[tuple[int, int | None]] = []  # (first result of a view's block, its ttl)
+        at = first
+        for table, features in requested:
+            shown = table.projection.name_to_use()
+            expected = [f"{shown}__{f}" if full_feature_names else f for f in features]
+            if list(names[at : at + len(expected)]) != expected:
+                logging.getLogger(__name__).warning(
+                    "TTL before on-demand transforms skipped: Feast's response layout is not the expected one"
+                )
+                return
+            blocks.append((at, _ttl_us(table)))
+            at += len(expected)
+            while at < len(names) and ":" in names[at]:  # a store column such as _ts:<view>, never a feature
+                at += 1
+        for (start, ttl_us), (_, features) in zip(blocks, requested, strict=True):
+            if ttl_us is not None:
+                _expire_vectors(response.results[start : start + len(features)], now_us - ttl_us)
+        if state is not None:
+            state.expired_early = True
+
     # Reads ---------------------------------------------------------------------------------------------------
 
     def read_precomputed_vectors(
@@ -446,22 +537,32 @@ class EnvRedisOnlineStore(RedisOnlineStore):
     def _reading(
         self, config: RepoConfig, features: Any, registry: Any, project: str, full_feature_names: bool
     ) -> Iterator[Callable[[OnlineResponse], OnlineResponse]]:
-        """One read's context: the service's plan for :meth:`read_precomputed_vectors` while Feast reads, and the
-        TTL rule (:func:`expire`) to apply to a per-view response afterwards."""
+        """One read's context: the service's plan for :meth:`read_precomputed_vectors` and the read instant while
+        Feast reads, and the TTL rule (:func:`expire`) for a per-view response the read did not already expire."""
         from feast import FeatureService
 
         self.flush_precomputed()
         catalog = self.catalog(registry, project)
         now_us = self.read_instant_us(config)
-        # A per-view read stamps every value with its view's event time: expire by it afterwards. That includes a
-        # precompute service with on-demand views, which Feast reads per view; a vector read leaves no event times
-        # (read_precomputed_vectors already swapped expired views for null slices), so expire passes over it.
+        # A per-view read (a precompute service with on-demand views included) is expired as Feast fills it, before
+        # its transforms (_read_features_per_fv). Expiring afterwards is the fallback should Feast not call that;
+        # a vector read leaves no event times (read_precomputed_vectors already swapped expired views for null
+        # slices), so expire passes over it.
+        state = _ReadState(now_us)
         token = None
         if isinstance(features, FeatureService) and features.precompute_online:
             token = _REQUEST.set(_Request(catalog.plan(features), full_feature_names, now_us))
+        read_token = _READ.set(state)
+
+        def finish(response: OnlineResponse) -> OnlineResponse:
+            if not state.expired_early:
+                expire(response, features, catalog, full_feature_names, now_us)
+            return response
+
         try:
-            yield lambda response: _expired(response, features, catalog, full_feature_names, now_us)
+            yield finish
         finally:
+            _READ.reset(read_token)
             if token is not None:
                 _REQUEST.reset(token)
 
@@ -622,37 +723,43 @@ def _owners(features: Any, full_feature_names: bool) -> dict[str, str]:
     return {(f"{shown}__{f}" if full_feature_names else f): view for view, shown, f in pairs}
 
 
-def _expired(
-    response: OnlineResponse, features: Any, catalog: Catalog, full_feature_names: bool, now_us: int
-) -> OnlineResponse:
-    expire(response, features, catalog, full_feature_names, now_us)
-    return response
-
-
 def expire(response: OnlineResponse, features: Any, catalog: Catalog, full_feature_names: bool, now_us: int) -> int:
     """Null, in place, every value older than its view's ttl at ``now_us``; returns how many were nulled.
 
     Feast's per-view read stamps each value with its view's event time, so the rule is the offline join's:
     fresh when ``event_time >= now - ttl``.
     """
-    from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
-
     owners = _owners(features, full_feature_names)
     proto = response.proto
     nulled = 0
     for name, vector in zip(proto.metadata.feature_names.val, proto.results, strict=True):
         view = owners.get(name)
         ttl_us = catalog.ttl_us(view) if view is not None else None
-        if ttl_us is None:
-            continue
-        oldest = now_us - ttl_us
+        if ttl_us is not None:
+            nulled += _expire_vectors([vector], now_us - ttl_us)
+    return nulled
+
+
+def _expire_vectors(vectors: Iterable[Any], oldest_us: int) -> int:
+    """Null (status ``OUTSIDE_MAX_AGE``), in place, the values of Feast ``FeatureVector`` messages stamped before
+    ``oldest_us``; returns how many. An unset stamp (no row) is left alone."""
+    from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
+
+    nulled = 0
+    for vector in vectors:
         for i, ts in enumerate(vector.event_timestamps):
             at = ts.seconds * 1_000_000 + ts.nanos // 1000
-            if (ts.seconds or ts.nanos) and at < oldest:
+            if (ts.seconds or ts.nanos) and at < oldest_us:
                 vector.values[i].Clear()
                 vector.statuses[i] = FieldStatus.OUTSIDE_MAX_AGE
                 nulled += 1
     return nulled
+
+
+def _requested_names(grouped_refs: Any) -> list[tuple[Any, list[str]]]:
+    """Each view of a per-view read with a copy of its requested feature names (Feast's Redis read appends its
+    ``_ts`` field to the list it is given)."""
+    return [(table, list(features or [f.name for f in table.features])) for table, features in grouped_refs]
 
 
 __all__ = [

@@ -166,8 +166,17 @@ class ObjectRoot:
             return None
         return bytes(response["Body"].read()), str(response["ETag"])
 
-    def delete(self) -> None:
-        self._call("delete", lambda: self.client().delete_object(Bucket=self.bucket, Key=self.key))
+    def head(self) -> str | None:
+        """The object's ETag, or None when it does not exist (no body is read)."""
+        response = self._call("head", lambda: self.client().head_object(Bucket=self.bucket, Key=self.key), missing=True)
+        return None if response is None else str(response["ETag"])
+
+    def delete(self, *, if_match: str | None = None) -> None:
+        """Delete this object; ``if_match`` only while its ETag is still that one (else :class:`Conflict`)."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key}
+        if if_match is not None:
+            kwargs["IfMatch"] = if_match
+        self._call("delete", lambda: self.client().delete_object(**kwargs))
 
     def list(self) -> list[ObjectRoot]:
         """Every object below this prefix (recursively), sorted by key."""

@@ -245,19 +245,20 @@ class OfflineWriter:
         months = pc.strftime(table[EVENT_TS], format=PARTITION_FORMAT)
         distinct = sorted(pc.unique(months).to_pylist())
         folder = dataset_root(self.root, ds)
+        etags: dict[ObjectRoot, str] = {}
         for month in distinct:
             part = table if len(distinct) == 1 else table.filter(pc.equal(months, month))
             part = part.sort_by([(c, "ascending") for c in sort_columns(ds)])
             target = folder / str(month) / f"{PART_PREFIX}{table_digest(ds, part)}.parquet"
             if isinstance(target, ObjectRoot):
-                offline_objects.write_part(target, part)
+                etags[target] = offline_objects.write_part(target, part)
             else:
                 write_parquet_atomic(part, target, fsync=self.fsync)
             result.files.append(target)
             result.written += part.num_rows
         if isinstance(folder, ObjectRoot):
             # The batch's files become visible together, or not at all (no rename on object storage).
-            offline_objects.commit(folder, [f for f in result.files if isinstance(f, ObjectRoot)])
+            offline_objects.commit(folder, etags)
         if keyed:
             # Only now is every row of the batch durable: moving the watermark earlier could lose rows on a crash.
             newest = table.group_by(ENTITY_KEY).aggregate([(EVENT_TS, "max")])
@@ -357,15 +358,32 @@ def read_dataset(
     return frame.sort_values(order, kind="stable").reset_index(drop=True)
 
 
+def visible_files(root: Root, dataset: Dataset | str, partition: str | None = None) -> list[Root]:
+    """:func:`part_files` for a local data dir or an object-storage root (there: the committed, unretired files)."""
+    ds = _dataset(dataset)
+    if isinstance(root, Path):
+        return list(part_files(root, ds, partition))
+    return list(offline_objects.committed_files(root / "offline" / ds.name, partition))
+
+
 def scan_dataset(root: Root, dataset: Dataset | str) -> pads.Dataset | None:
     """An Arrow dataset over every visible part file of a dataset in the store's schema, or None when it has none:
     the local glob's files, or the committed files on object storage."""
     ds = _dataset(dataset)
+    files = visible_files(root, ds)
+    if not files:
+        return None
     if isinstance(root, Path):
-        files = part_files(root, ds)
-        return pads.dataset([str(f) for f in files], schema=ds.arrow_schema(), format="parquet") if files else None
-    committed = offline_objects.committed_files(root / "offline" / ds.name)
-    return offline_objects.scan(committed, ds.arrow_schema()) if committed else None
+        return pads.dataset([str(f) for f in files], schema=ds.arrow_schema(), format="parquet")
+    return offline_objects.scan([f for f in files if isinstance(f, ObjectRoot)], ds.arrow_schema())
+
+
+def stored_symbols(root: Root, dataset: Dataset | str) -> list[str]:
+    """The distinct symbols of a dataset's visible rows, sorted (reads only the symbol column)."""
+    source = scan_dataset(root, dataset)
+    if source is None:
+        return []
+    return sorted(str(s) for s in pc.unique(source.to_table(columns=[ENTITY_KEY])[ENTITY_KEY]).to_pylist() if s)
 
 
 def count_duplicates(frame: pd.DataFrame, dataset: Dataset | str) -> int:
@@ -410,8 +428,10 @@ __all__ = [
     "remove_stale_temp_files",
     "scan_dataset",
     "sort_columns",
+    "stored_symbols",
     "table_digest",
     "to_table",
+    "visible_files",
     "write_batches",
     "write_parquet_atomic",
 ]

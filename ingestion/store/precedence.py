@@ -31,7 +31,9 @@ depend on which path happened to store it, 13 s apart between streamed and backf
 for a bar that is not yet the vendor's final one.
 
 Readers that apply it: :func:`ingestion.store.offline.dedupe_on_key` (``compact``, in-batch de-duplication,
-``read_dataset(..., resolved=True)``), the ASOF offline store's point-in-time join and its ``materialize`` pull.
+``read_dataset(..., resolved=True)``), the ASOF offline store's point-in-time join and both its ``materialize``
+pulls: the latest row per entity, and every row (Feast's default), which leaves out the rows outranked at their event
+time, so Feast's local engine, which then keeps the newest ``created_timestamp``, writes the winner online.
 Writers keep stock readers (which break ties by ``created_timestamp`` only) in agreement as far as they can: landing
 never writes a row whose key is stored at equal or higher precedence (:mod:`ingestion.store.superseded`), so the
 newest write of a key is its highest origin, except when the stream writes its bar after a REST bar of the same

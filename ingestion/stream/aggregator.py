@@ -34,6 +34,7 @@ import pandas as pd
 
 from ingestion import calendar, publication
 from ingestion.datasets import CREATED_TS, EVENT_TS, OHLCV_MINUTE, REALTIME_QUOTES
+from ingestion.stream import minute_ranges
 
 MINUTE_MS = 60_000
 WINDOW_MS = 60_000
@@ -105,6 +106,7 @@ class SymbolState:
         "open_price",
         "open_seeded",
         "quote_ms",
+        "refilled",
         "session_next_ms",
         "session_open_ms",
         "symbol",
@@ -130,6 +132,10 @@ class SymbolState:
         self.day_volume = 0.0
         self.open_price: float | None = None
         self.open_seeded = False
+        # Minutes of this session whose REST volume is already in day_volume (ranges, see minute_ranges): a later
+        # window sharing one of them must not count it again. Kept here, not in the refiller, so a buffered
+        # bridge checkpoints it with the volume it explains.
+        self.refilled: minute_ranges.Ranges = []
         # Open minute bars: minute start -> [open, high, low, close, volume, count, notional, first_t, last_t]
         self.bars: dict[int, list[Any]] = {}
         self.dirty = False
@@ -171,6 +177,7 @@ class Aggregator:
         st.day_volume = 0.0
         st.open_price = None
         st.open_seeded = False
+        st.refilled = []
 
     def _gap_check(self, t: int) -> None:
         before = self._gap_before_ms
@@ -405,16 +412,30 @@ class Aggregator:
         self._windows = []
         return [w for w in out if w.end_ms >= w.start_ms]
 
-    def apply_refill(self, window: RefillWindow, symbol: str, rest_volume: float, rest_open: float | None) -> None:
-        """Replace the streamed volume of a refilled window by the REST volume; a seed also sets the open price."""
+    def apply_refill(
+        self,
+        window: RefillWindow,
+        symbol: str,
+        rest_volume: float,
+        rest_open: float | None,
+        minutes: Iterable[int] = (),
+    ) -> None:
+        """Replace the streamed volume of a refilled window by the REST volume; a seed also sets the open price.
+        ``minutes`` are the minute starts whose volume ``rest_volume`` counts (see :meth:`refilled_minutes`)."""
         st = self.states.get(symbol)
         if st is None or window.end_ms < st.session_open_ms:
             return
         st.day_volume += rest_volume - window.streamed_volume.get(symbol, 0.0)
+        st.refilled = minute_ranges.add(st.refilled, (m for m in minutes if m >= st.session_open_ms))
         if window.seed and rest_open is not None and window.start_ms <= st.session_open_ms:
             st.open_price = rest_open
             st.open_seeded = True
         st.dirty = True
+
+    def refilled_minutes(self, symbol: str) -> minute_ranges.Ranges:
+        """Minutes of ``symbol``'s session already counted from REST by :meth:`apply_refill` (what a refiller skips)."""
+        st = self.states.get(symbol)
+        return [] if st is None else st.refilled
 
     def take_tick_times(self) -> list[int]:
         times, self.tick_times = self.tick_times, []

@@ -16,6 +16,12 @@ bars), so one symbol's ticks must be folded by one consumer, in order. A symbol 
 group share the partitions evenly. Within a partition the group's pending-entries list (PEL) is what survives a
 ``kill -9``: nothing is acknowledged before its online and offline writes.
 
+**Fenced by the lease.** A consumer reads (XREADGROUP in a script that first checks the lease) and records a
+commit's intent only while it holds the partition's lease, and its commit is a MULTI watched on the lease. A
+consumer that stalled past its lease therefore cannot take entries the new owner will never see (they would sit in
+the stalled consumer's PEL, behind entries the new owner folds) nor leave an intent for files the new owner does
+not replay; everything it read while the lease was valid is in its PEL when the new owner claims it.
+
 **Entries** are one per partition per reader dispatch, a compact orjson payload: ``r`` = receive time (epoch ns) of
 the oldest frame in it, ``d`` = ``[[kind, events], ...]`` in arrival order, kind ``T`` / ``Q`` (validated, de-duplicated
 Polygon events as received) or ``G`` (a gap marker: the WebSocket dropped or overflowed; every partition gets one).
@@ -29,7 +35,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -47,6 +53,25 @@ Entry = tuple[bytes, dict[bytes, bytes]]
 # Renew a lease only when it is still ours (a lease that expired and went to another consumer is not taken back).
 _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+# Read new entries only of the partitions whose lease this consumer still holds (KEYS: lease, stream, lease, ...;
+# ARGV: consumer, count, group). Atomic with the lease check: an entry delivered to a consumer after its lease went
+# to another would sit in the wrong consumer's pending list, behind entries the new owner folds: lost for good.
+# Returns {streams whose lease is not ours, XREADGROUP replies}.
+_READ = """
+local lost, out = {}, {}
+for i = 1, #KEYS, 2 do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    local r = redis.call('XREADGROUP', 'GROUP', ARGV[3], ARGV[1], 'COUNT', ARGV[2], 'STREAMS', KEYS[i + 1], '>')
+    if r then table.insert(out, r[1]) end
+  else
+    table.insert(lost, KEYS[i + 1])
+  end
+end
+return {lost, out}
+"""
+# Record a commit's intent only while the lease is ours: the next owner reads the intent right after taking the
+# lease, so an intent written later (by a consumer that lost it) would describe files the next owner never replays.
+_INTENT = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[2], ARGV[2]) return 1 end return 0"
 # Take a free lease, or one this consumer name already holds (a restarted process takes its partitions back at once).
 _ACQUIRE = (
     "local v = redis.call('GET', KEYS[1]) "
@@ -61,6 +86,16 @@ class LeaseLost(Exception):
 def partition_of(symbol: str, partitions: int) -> int:
     """The partition of ``symbol``: stable across processes and runs (crc32, not Python's salted ``hash``)."""
     return zlib.crc32(symbol.encode()) % partitions
+
+
+@dataclass
+class Read:
+    """What :meth:`TickBuffer.read` got: new entries (partition, entry) in id order per partition, the partitions
+    whose lease is no longer this consumer's, and per partition the newest id seen (entries or a wake-up)."""
+
+    entries: list[tuple[int, Entry]]
+    lost: list[int]
+    seen: dict[int, bytes]
 
 
 @dataclass(frozen=True)
@@ -97,6 +132,9 @@ class TickBuffer:
         self._renew = self.r.register_script(_RENEW)
         self._release = self.r.register_script(_RELEASE)
         self._acquire = self.r.register_script(_ACQUIRE)
+        self._read = self.r.register_script(_READ)
+        self._intent = self.r.register_script(_INTENT)
+        self._index = {s.encode(): i for i, s in enumerate(self.streams)}
 
     def key(self, partition: int, what: str) -> str:
         return f"{self.name}:{{p{partition}}}:{what}"
@@ -131,26 +169,46 @@ class TickBuffer:
 
     # -- consumer side ---------------------------------------------------------------------------------------------
 
-    def read(self, consumer: str, partitions: Sequence[int], count: int, block_ms: int) -> list[tuple[int, Entry]]:
-        """New entries of ``partitions`` for ``consumer`` (XREADGROUP ``>``), oldest first per partition."""
-        if not partitions:
-            return []
-        out: list[tuple[int, Entry]] = []
-        replies: list[Any] = []
+    def read(self, consumer: str, seen: Mapping[int, bytes], count: int, block_ms: int) -> Read:
+        """New entries (XREADGROUP ``>``) of the partitions in ``seen`` whose lease ``consumer`` holds, oldest first
+        per partition; ``seen`` maps each to the newest id the caller has seen there. With nothing new, waits up to
+        ``block_ms`` for an entry after those ids (a plain XREAD: a script cannot block) and reads again."""
+        got = self._read_owned(consumer, list(seen), count)
+        if got.entries or got.lost or block_ms <= 0:
+            return got
         if self.cluster:
-            # Partitions live in different slots: one call each, without blocking; an idle round sleeps instead.
-            for p in partitions:
-                replies += self.r.xreadgroup(GROUP, consumer, {self.streams[p]: ">"}, count=count) or []
-            if not replies:
-                time.sleep(block_ms / 1000.0)
-        else:
-            streams = {self.streams[p]: ">" for p in partitions}
-            replies = self.r.xreadgroup(GROUP, consumer, streams, count=count, block=block_ms) or []
-        index = {s.encode(): i for i, s in enumerate(self.streams)}
-        for stream, entries in replies:
-            p = index[stream if isinstance(stream, bytes) else str(stream).encode()]
-            out.extend((p, (eid, fields)) for eid, fields in entries)
+            # Partitions live in different slots: no blocking read across them; an idle round sleeps instead.
+            time.sleep(block_ms / 1000.0)
+            return self._read_owned(consumer, list(seen), count)
+        woke = self.r.xread({self.streams[p]: i for p, i in seen.items()}, count=1, block=block_ms) or []
+        if not woke:
+            return got
+        again = self._read_owned(consumer, list(seen), count)
+        for stream, entries in woke:
+            p = self._partition_of(stream)
+            # An id already delivered before this consumer took the partition must not wake it up again and again.
+            again.seen[p] = max(again.seen.get(p, b"0-0"), entries[-1][0], key=_id_key)
+        return again
+
+    def _read_owned(self, consumer: str, partitions: Sequence[int], count: int) -> Read:
+        out = Read([], [], {})
+        if not partitions:
+            return out
+        groups = [partitions] if not self.cluster else [[p] for p in partitions]
+        for group in groups:
+            keys = [k for p in group for k in (self.key(p, "lease"), self.streams[p])]
+            lost, replies = self._read(keys=keys, args=[consumer, count, GROUP])
+            out.lost += [self._partition_of(s) for s in lost]
+            for stream, entries in replies:
+                p = self._partition_of(stream)
+                for eid, flat in entries:
+                    out.entries.append((p, (eid, dict(zip(flat[::2], flat[1::2], strict=True)))))
+                if entries:
+                    out.seen[p] = entries[-1][0]
         return out
+
+    def _partition_of(self, stream: bytes | str) -> int:
+        return self._index[stream if isinstance(stream, bytes) else stream.encode()]
 
     def claim_pending(self, consumer: str, partition: int, count: int = 1_000) -> Iterable[list[Entry]]:
         """Every pending entry of ``partition`` (delivered, never acknowledged), moved to ``consumer``, in id order,
@@ -229,14 +287,18 @@ class TickBuffer:
         d = orjson.loads(raw)
         return Intent(d["seq"], d["after"].encode(), d["end"].encode(), tuple(f.encode() for f in d["flushes"]))
 
-    def write_intent(self, partition: int, intent: Intent) -> None:
+    def write_intent(self, partition: int, consumer: str, intent: Intent) -> None:
         payload = {
             "seq": intent.seq,
             "after": _text(intent.after),
             "end": _text(intent.end),
             "flushes": [_text(f) for f in intent.flushes],
         }
-        self.r.set(self.key(partition, "intent"), orjson.dumps(payload))
+        # Only while the lease is ours (see _INTENT); a consumer that lost it writes no file of this commit.
+        if not self._intent(
+            keys=[self.key(partition, "lease"), self.key(partition, "intent")], args=[consumer, orjson.dumps(payload)]
+        ):
+            raise LeaseLost(f"partition {partition} is no longer owned by {consumer}")
 
     def commit(self, partition: int, consumer: str, ids: Sequence[bytes], ckpt: Checkpoint) -> None:
         """Acknowledge ``ids``, store ``ckpt`` and clear the intent, atomically, only while ``consumer`` holds the
@@ -269,6 +331,11 @@ class TickBuffer:
             self.r.delete(k)
 
 
+def _id_key(eid: bytes) -> tuple[int, int]:
+    ms, _, seq = eid.partition(b"-")
+    return int(ms), int(seq or 0)
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -281,6 +348,7 @@ __all__ = [
     "Entry",
     "Intent",
     "LeaseLost",
+    "Read",
     "TickBuffer",
     "partition_of",
 ]

@@ -14,7 +14,9 @@ writing the same rows again replaces the file. A consumer killed before its chec
 next owner loads the last checkpoint (the state that matches the acknowledged entries) and claims the pending
 entries (``XAUTOCLAIM``). If the intent of the interrupted commit is there, its entries are replayed with the
 *recorded* flush boundaries, so the rows, hence the file names, come out the same and replace what the dead
-consumer wrote; without an intent no file of those entries was written yet. Online writes are idempotent (a row is
+consumer wrote; without an intent no file of those entries was written yet. The minutes a refill already counted
+into ``day_volume`` are part of the checkpointed state (not the refiller's memory), so a partition that comes back
+to the same process from an older checkpoint counts its refills again, once. Online writes are idempotent (a row is
 taken only when newer than the stored one), so replaying them is harmless.
 
 **Handover.** Stopping (SIGTERM), losing a lease or giving a partition to a new group member commits what was
@@ -68,6 +70,8 @@ class _Partition:
     bars: list[pd.DataFrame] = field(default_factory=list)
     windows: list[RefillWindow] = field(default_factory=list)
     replay: Counter[bytes] | None = None
+    seen: bytes = b"0-0"
+    """The newest entry id of the partition this consumer has read or been woken by (where a blocking wait starts)."""
 
 
 @dataclass
@@ -183,15 +187,23 @@ class BufferConsumer:
             self._stop.wait(block_ms / 1000.0)
             return 0
         began = time.perf_counter()
-        entries = self.buffer.read(self.name, sorted(self.owned), self.read_count, block_ms)
+        got = self.buffer.read(
+            self.name, {p: self.owned[p].seen for p in sorted(self.owned)}, self.read_count, block_ms
+        )
         read = time.perf_counter()
-        for p, entry in entries:
+        for p in got.lost:
+            if p in self.owned:
+                self._lose(p)
+        for p, seen in got.seen.items():
+            if p in self.owned:
+                self.owned[p].seen = seen
+        for p, entry in got.entries:
             part = self.owned.get(p)
             if part is not None:
                 self._fold(part, entry)
         self.stats.read_seconds += read - began
         self.stats.fold_seconds += time.perf_counter() - read
-        return len(entries)
+        return len(got.entries)
 
     def drain(self, idle_reads: int = 3) -> ConsumerStats:
         """The stream has ended (its reader stopped): consume what is left, close the last minute, refill every pending
@@ -239,7 +251,7 @@ class BufferConsumer:
     def _take(self, p: int) -> None:
         """Own partition ``p``: its checkpointed state, then every pending entry (a dead owner's replayed first)."""
         ckpt = self.buffer.checkpoint(p)
-        part = _Partition(p, snapshot.load(ckpt.state, self.lateness_ms), ckpt)
+        part = _Partition(p, snapshot.load(ckpt.state, self.lateness_ms), ckpt, seen=ckpt.last_id)
         intent = self.buffer.intent(p)
         if intent is not None and intent.seq == ckpt.seq + 1 and intent.after == ckpt.last_id:
             part.replay = Counter(intent.flushes)
@@ -249,6 +261,7 @@ class BufferConsumer:
         for page in self.buffer.claim_pending(self.name, p):
             for entry in page:
                 self._fold(part, entry)
+                part.seen = entry[0]
                 if part.replay is not None and intent is not None and entry[0] == intent.end:
                     self._commit(part)
                     self.stats.replayed_commits += 1
@@ -372,7 +385,7 @@ class BufferConsumer:
         seq = part.ckpt.seq + 1
         last = part.ids[-1] if part.ids else part.ckpt.last_id
         if part.ids:
-            self.buffer.write_intent(part.index, Intent(seq, part.ckpt.last_id, last, tuple(part.flushes)))
+            self.buffer.write_intent(part.index, self.name, Intent(seq, part.ckpt.last_id, last, tuple(part.flushes)))
         self._write_offline(part)
         # Windows the last flush made ready are refilled at the next commit: they travel in the checkpoint, so a
         # next owner (after a handover or a kill) refills them too.
@@ -412,13 +425,17 @@ class BufferConsumer:
             return
         # Synchronous, inside the commit: the correction then lands at the same point of the entry order on a replay.
         for window in windows:
-            result = self.refiller.refill(window, part.agg.symbols(), self._now(), Landing.for_writer(self.offline))
+            # The minutes already counted come from the partition's (checkpointed) state, not the refiller's memory.
+            landing = Landing.for_writer(self.offline)
+            result = self.refiller.refill(window, part.agg.symbols(), self._now(), landing, part.agg.refilled_minutes)
             self.stats.refill_windows += 1
             self.stats.refill_minutes += result.minutes
             self.stats.refill_errors += len(result.errors)
             self.stats.refills.append({"reason": window.reason, "minutes": result.minutes, "partition": part.index})
             for symbol, volume in result.volume.items():
-                part.agg.apply_refill(window, symbol, volume, result.first_open.get(symbol))
+                part.agg.apply_refill(
+                    window, symbol, volume, result.first_open.get(symbol), result.counted.get(symbol, ())
+                )
 
     def _now(self) -> pd.Timestamp:
         return pd.Timestamp(self.clock_ns() // 1_000 * 1_000, unit="ns", tz="UTC")

@@ -38,6 +38,7 @@ from ingestion.jobs.landing import Batch, Landing, land, record_rows
 from ingestion.jobs.summary import JobSummary
 from ingestion.rejects import Rejected
 from ingestion.store.jsonstate import read_json, write_json_atomic
+from ingestion.store.objectstore import Root
 from ingestion.store.offline import OfflineWriter
 from ingestion.unusual_whales.collector import CollectorState, FlowAlertCollector
 from ingestion.unusual_whales.raw_alerts import flow_alert_rows, stored_alerts
@@ -93,7 +94,7 @@ class FlowStats:
         return float(np.percentile(values, 50)), float(np.percentile(values, 99))
 
 
-def reconcile_state(path: Path, data_dir: Path, start_at: pd.Timestamp, overlap_s: int) -> CollectorState:
+def reconcile_state(path: Path, data_dir: Root, start_at: pd.Timestamp, overlap_s: int) -> CollectorState:
     """The collector's state, made consistent with the alerts already stored (see the module doc) and saved."""
     state = CollectorState.load(path)
     if state.watermark_us == 0:
@@ -117,7 +118,7 @@ class FlowFeed:
         self,
         client: EnhancedUnusualWhalesClient,
         store: FeatureStore,
-        data_dir: Path,
+        data_dir: Root,
         state_dir: Path,
         opts: FlowOptions | None = None,
     ) -> None:
@@ -295,7 +296,7 @@ def flow_feed(rt: Any, opts: FlowOptions, store: FeatureStore | None = None) -> 
 
     client = flow_client(rt, workers=1, use_cache=False)
     feast_store = store or open_store(rt.settings, rt.redis_url)
-    return FlowFeed(client, feast_store, rt.settings.data_dir, rt.settings.state_dir, opts)
+    return FlowFeed(client, feast_store, rt.settings.offline_root, rt.settings.state_dir, opts)
 
 
 __all__ = ["FlowFeed", "FlowOptions", "FlowStats", "flow_feed", "flow_health", "reconcile_state"]

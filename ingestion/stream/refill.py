@@ -24,6 +24,7 @@ from ingestion.errors import IngestionError
 from ingestion.jobs.landing import Batch, Landing, land
 from ingestion.jobs.summary import JobSummary
 from ingestion.store.precedence import ORIGIN_COLUMN, REFILL
+from ingestion.stream import minute_ranges
 from ingestion.stream.aggregator import RefillWindow
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class RefillResult:
     first_open: dict[str, float | None] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     quarantined: int = 0
+    counted: dict[str, list[int]] = field(default_factory=dict)
+    """Per symbol, the minute starts this window counted (fetched and not refilled before): for ``apply_refill``."""
 
     @property
     def minutes(self) -> int:
@@ -79,10 +82,21 @@ class Refiller:
         self._done: dict[str, set[int]] = {}
 
     def refill(
-        self, window: RefillWindow, symbols: Iterable[str], created: pd.Timestamp, landing: Landing
+        self,
+        window: RefillWindow,
+        symbols: Iterable[str],
+        created: pd.Timestamp,
+        landing: Landing,
+        refilled: Callable[[str], minute_ranges.Ranges] | None = None,
     ) -> RefillResult:
         """Fetch ``window`` for ``symbols`` (the window's own when it names them) and land them in ``ohlcv_minute``
-        through ``landing``, their write time ``created`` (UTC)."""
+        through ``landing``, their write time ``created`` (UTC).
+
+        ``refilled(symbol)`` gives the minutes already counted (the aggregator's, which the caller updates with
+        :attr:`RefillResult.counted`); without it this refiller remembers them itself, which is right only while
+        one process folds the symbol from its first tick (the in-process bridge). A buffered bridge's aggregator
+        comes back from a checkpoint that may predate refills this process already ran (a lost lease, a partition
+        taken back): the refiller's own memory would then skip their minutes and drop their volume."""
         wanted = sorted(window.symbols) if window.symbols is not None else sorted(set(symbols))
         frames: list[pd.DataFrame] = []
         fetched: list[str] = []
@@ -102,11 +116,17 @@ class Refiller:
                 continue
             starts = pd.to_datetime(bars["window_start"], utc=True)
             minute_ms = starts.astype("int64").to_numpy() // 1_000
-            done = self._done.setdefault(symbol, set())
             # Windows can share a minute (two drops in one minute, a drop in the seed's last minute): each
             # (symbol, minute) is written, and its volume counted, once.
-            fresh = (starts >= lo).to_numpy() & (starts <= hi).to_numpy() & ~pd.Series(minute_ms).isin(done).to_numpy()
-            done.update(int(m) for m in minute_ms[fresh])
+            if refilled is None:
+                done = self._done.setdefault(symbol, set())
+                seen = pd.Series(minute_ms).isin(done).to_numpy()
+            else:
+                seen = minute_ranges.covered(refilled(symbol), minute_ms)
+            fresh = (starts >= lo).to_numpy() & (starts <= hi).to_numpy() & ~seen
+            result.counted[symbol] = [int(m) for m in minute_ms[fresh]]
+            if refilled is None:
+                done.update(result.counted[symbol])
             bars = bars[fresh].copy()
             bars[ENTITY_KEY] = symbol
             bars["adjusted"] = False

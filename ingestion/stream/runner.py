@@ -108,7 +108,7 @@ def build_sinks(
 
     # No cache: a refill asks for minutes that were in progress a moment ago.
     fetcher = rest_minute_fetcher(PolygonRESTClient(api_key=key, base_url=rest_url, use_cache=False))
-    return online, OfflineWriter(s.data_dir), Refiller(fetcher)
+    return online, OfflineWriter(s.offline_root), Refiller(fetcher)
 
 
 class StreamHealth:

@@ -45,6 +45,7 @@ def _symbol(st: SymbolState) -> dict[str, Any]:
         "open_seeded": st.open_seeded,
         "bars": list(st.bars.items()),
         "dirty": st.dirty,
+        "refilled": st.refilled,
     }
 
 
@@ -101,6 +102,7 @@ def load(raw: bytes, lateness_ms: int) -> Aggregator:
         st.window = deque((t, size, notional) for t, size, notional in s["window"])
         st.bars = {int(m): list(bar) for m, bar in s["bars"]}
         st.dirty = s["dirty"]
+        st.refilled = [list(r) for r in s.get("refilled", [])]  # absent from checkpoints written before it existed
         agg.states[st.symbol] = st
     return agg
 

@@ -14,11 +14,11 @@ these alerts (the flow backfill over a day the collector ran) takes a stored ale
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 import pandas as pd
 
 from ingestion.datasets import CREATED_TS, ENTITY_KEY, EVENT_TS, FLOW_ALERTS
+from ingestion.store.objectstore import Root
 from ingestion.store.offline import read_dataset
 
 _RAW_COLUMNS = [c for c in FLOW_ALERTS.column_names if c != CREATED_TS]
@@ -36,7 +36,7 @@ def flow_alert_rows(parsed: pd.DataFrame) -> pd.DataFrame:
 
 
 def stored_alerts(
-    data_dir: Path,
+    data_dir: Root,
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
     symbols: Iterable[str] | None = None,
@@ -51,13 +51,13 @@ LATE_SLACK = pd.Timedelta(days=1)
 span searched for an alert's stored copy."""
 
 
-def _stored_copies(data_dir: Path, rows: pd.DataFrame) -> pd.DataFrame:
+def _stored_copies(data_dir: Root, rows: pd.DataFrame) -> pd.DataFrame:
     """The stored ``flow_alerts`` rows that may share an id with ``rows`` (stored at their knowledge time)."""
     times = pd.to_datetime(rows[EVENT_TS], utc=True)
     return stored_alerts(data_dir, times.min(), times.max() + LATE_SLACK, rows[ENTITY_KEY].unique().tolist())
 
 
-def new_alerts(data_dir: Path, rows: pd.DataFrame) -> pd.DataFrame:
+def new_alerts(data_dir: Root, rows: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``rows`` whose id is not stored yet (a backfill over days the collector already landed)."""
     if rows.empty:
         return rows
@@ -65,7 +65,7 @@ def new_alerts(data_dir: Path, rows: pd.DataFrame) -> pd.DataFrame:
     return rows[~rows["id"].isin(stored["id"])].reset_index(drop=True)
 
 
-def known_times(data_dir: Path, rows: pd.DataFrame) -> pd.DataFrame:
+def known_times(data_dir: Root, rows: pd.DataFrame) -> pd.DataFrame:
     """``rows`` with the event time of every alert already stored taken from the store: the moment it was known,
     later than ``created_at`` for an alert the live collector saw late."""
     if rows.empty:

@@ -9,7 +9,7 @@ The rows of each view and symbol sit on the boundaries the two stores could disa
   exactly, and plus 1 us);
 * **ties on event time**: a second write of a row's event time with other values and a newer ``created_timestamp``,
   in a later part file (the newer write must win); for ``ohlcv_minute`` also a lower origin written later
-  (:mod:`ingestion.store.precedence`: the higher origin must still win);
+  (:mod:`ingestion.store.precedence`: the higher origin must still win), always at the first symbol's newest minute;
 * **ttl**: entity instants at exactly ``event + ttl`` (still visible) and a microsecond later (null);
 * several views in one retrieval, unknown symbols, instants before any row, repeated entity rows.
 """
@@ -86,10 +86,9 @@ def write_case(
     seed: int,
     extra: int = 0,
     views: tuple[Dataset, ...] = VIEWS,
-    late_stream: bool = True,
 ) -> dict[str, pd.DataFrame]:
     """Write each view's rows for ``symbols`` through the project's writer (``extra`` more at random times per
-    symbol; ``late_stream`` False leaves out the stream bars written after a REST bar); returns the rows per view."""
+    symbol); returns the rows per view."""
     rng = np.random.default_rng(seed)
     writer = OfflineWriter(data_dir, fsync=False)
     written: dict[str, pd.DataFrame] = {}
@@ -97,12 +96,16 @@ def write_case(
     for ds in views:
         rows, ties = [], []
         for symbol in symbols:
-            for event in event_times(ds, rng, extra):
+            times = event_times(ds, rng, extra)
+            for event in times:
                 rows.append(_row(ds, symbol, event, first_write, rng))
-                if rng.random() < 0.4:
+                tie = rng.random() < 0.4
+                # The first symbol's newest minute always has one: what materialization (one row per symbol) writes
+                # for it is decided by origin precedence.
+                if tie or (ds is datasets.OHLCV_MINUTE and symbol == symbols[0] and event == times[-1]):
                     # Same event time, other values, written later: the newer write wins in both stores.
                     ties.append(_row(ds, symbol, event, first_write + pd.Timedelta(days=1), rng))
-                    if late_stream and ds is datasets.OHLCV_MINUTE:
+                    if ds is datasets.OHLCV_MINUTE:
                         # A stream bar of the same minute written later still: the REST bar outranks it.
                         late = _row(ds, symbol, event, first_write + pd.Timedelta(days=2), rng)
                         ties.append({**late, "source": STREAM})
@@ -113,6 +116,13 @@ def write_case(
             writer.append(ds, pd.DataFrame(ties), use_watermark=False)
         written[ds.name] = pd.concat([frame, pd.DataFrame(ties)], ignore_index=True)
     return written
+
+
+def contested_newest(written: pd.DataFrame) -> int:
+    """How many symbols' newest minute has a stream bar written after its REST bar: what materialization serves
+    (one row per symbol) is then decided by origin precedence."""
+    newest = written[written[EVENT_TS] == written.groupby(ENTITY_KEY)[EVENT_TS].transform("max")]
+    return int(newest.loc[newest["source"] == STREAM, ENTITY_KEY].nunique())
 
 
 def entity_frame(written: dict[str, pd.DataFrame], seed: int) -> pd.DataFrame:
@@ -173,6 +183,7 @@ def nulls_at_ttl_edge(frame: pd.DataFrame, view: Dataset) -> tuple[int, int]:
 __all__ = [
     "ROW_ID",
     "VIEWS",
+    "contested_newest",
     "entity_frame",
     "event_times",
     "feature_refs",

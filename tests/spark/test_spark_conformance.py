@@ -1,8 +1,9 @@
 """Feast's Spark offline store and ``spark.engine`` (``feature_store.spark.yaml``, local mode) against our store, on
 the same part files: the same training frame cell for cell; ``spark.engine``'s online values equal to training at
-the read instant; and Redis byte for byte as our ``materialize`` leaves it. That last comparison runs on rows
-without a stream bar written after the REST bar of its minute: there our materialization serves the newest write
-while retrieval (ours and Spark's) and ``spark.engine`` serve the higher origin (:mod:`ingestion.store.precedence`).
+the read instant; and Redis byte for byte after three materializations from empty: ``spark.engine``, stock Feast's
+``materialize`` on our yaml (its local engine over our offline store) and ours (:func:`materialize_latest`, what
+``ingestion materialize`` runs). The rows include stream bars written after the REST bar of their minute, at the
+newest minute of a symbol too: all three serve the REST bar (:mod:`ingestion.store.precedence`).
 
 The default suite runs the short form: one Spark session, one retrieval over two views at every boundary of
 :mod:`spark_cases`, one ``spark.engine`` materialization of one view. The ``slow`` variants run :data:`VIEWS` and
@@ -11,10 +12,10 @@ then every view, with more symbols and random times.
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -22,6 +23,7 @@ import redis
 from feast import FeatureStore
 from spark_cases import (
     VIEWS,
+    contested_newest,
     entity_frame,
     feature_refs,
     mismatches,
@@ -32,6 +34,7 @@ from spark_cases import (
 from ingestion import datasets
 from ingestion.config import Settings
 from ingestion.datasets import Dataset
+from ingestion.store.online import materialize_latest
 
 SHORT_SYMBOLS = ["AAA", "BBB"]
 # Minute bars (origin precedence, 4 days ttl) and ticks (8 hours ttl): two views keep the JVM's first query short.
@@ -68,31 +71,50 @@ def _redis_state(client: redis.Redis) -> dict[bytes, dict[bytes, bytes]]:
     return {key: client.hgetall(key) for key in client.scan_iter()}
 
 
-def _materialized_by_both(
+_Redis = dict[bytes, dict[bytes, bytes]]
+
+
+def _materialized_three_ways(
     stores: tuple[FeatureStore, FeatureStore],
     client: redis.Redis,
+    data_dir: Path,
     views: tuple[Dataset, ...],
     symbols: list[str],
-) -> tuple[dict[bytes, dict[bytes, bytes]], dict[bytes, dict[bytes, bytes]], pd.DataFrame, pd.DataFrame]:
-    """Redis after ``materialize`` on our yaml (the ASOF store's latest rows, Feast's local engine) and on the Spark
-    yaml (``spark.engine``), each from empty, and ``get_online_features`` after each.
-
-    Ours is ``FeatureStore.materialize`` rather than :func:`materialize_latest`: the ASOF store's pull serves a
-    minute's highest origin (:mod:`ingestion.store.precedence`), as retrieval does, and so does the Spark read.
-    """
+) -> dict[str, tuple[_Redis, pd.DataFrame]]:
+    """Redis and ``get_online_features`` after each materialization of ``views``, each from an empty Redis: stock
+    Feast's on our yaml (its local engine over the ASOF store's pull), ``spark.engine`` on the Spark yaml, and ours
+    (the latest rows by DuckDB, written by our writer)."""
     ours, spark = stores
     refs = feature_refs(views)
     entity_rows = [{"symbol": s} for s in [*symbols, "NOPE"]]
     names = [v.name for v in views]
-    client.flushdb()
-    ours.materialize(FROM, TO, feature_views=names)
-    # A read first: it also sends any pre-computed vector slice still pending, so Redis holds everything.
-    online_ours = ours.get_online_features(refs, entity_rows, full_feature_names=True).to_df()
-    state_ours = _redis_state(client)
-    client.flushdb()
-    spark.materialize(FROM, TO, feature_views=names)
-    online_spark = spark.get_online_features(refs, entity_rows, full_feature_names=True).to_df()
-    return state_ours, _redis_state(client), online_ours, online_spark
+
+    def latest() -> None:
+        for view in views:
+            materialize_latest(ours, view, data_dir, start=FROM, end=TO)
+
+    runs: dict[str, tuple[FeatureStore, Callable[[], object]]] = {
+        "feast materialize": (ours, lambda: ours.materialize(FROM, TO, feature_views=names)),
+        "spark.engine": (spark, lambda: spark.materialize(FROM, TO, feature_views=names)),
+        "materialize_latest": (ours, latest),
+    }
+    out: dict[str, tuple[_Redis, pd.DataFrame]] = {}
+    for name, (store, run) in runs.items():
+        client.flushdb()
+        run()
+        # A read first: it also sends any pre-computed vector slice still pending, so Redis holds everything.
+        online = store.get_online_features(refs, entity_rows, full_feature_names=True).to_df()
+        out[name] = (_redis_state(client), online)
+    return out
+
+
+def _assert_same_online(done: dict[str, tuple[_Redis, pd.DataFrame]]) -> None:
+    """Every materialization left the same Redis bytes and serves the same values as stock Feast's."""
+    state, online = done["feast materialize"]
+    assert state
+    for name, (other_state, other_online) in done.items():
+        assert other_state == state, name
+        assert _values(other_online) == _values(online), name
 
 
 def _assert_online_is_training(
@@ -136,14 +158,13 @@ def test_spark_retrieval_and_materialization_match_ours(
     monkeypatch.setenv("FEAST_ONLINE_READ_AT", newest.isoformat())
     _assert_online_is_training(open_stores(), redis_client, datasets.OHLCV_MINUTE, SHORT_SYMBOLS, newest)
 
-    # And writes Redis byte for byte as our materialization does (on rows where ours keeps precedence too).
-    shutil.rmtree(spark_repo.offline_dir)
-    write_case(spark_repo.data_dir, SHORT_SYMBOLS, seed=1, views=SHORT_VIEWS, late_stream=False)
-    state_ours, state_spark, online_ours, online_spark = _materialized_by_both(
-        open_stores(), redis_client, (datasets.OHLCV_MINUTE,), SHORT_SYMBOLS
+    # And writes Redis byte for byte as stock Feast's materialize on our yaml and ours do, a symbol whose newest
+    # minute has a late stream bar included.
+    assert contested_newest(written[datasets.OHLCV_MINUTE.name]) > 0
+    views = (datasets.OHLCV_MINUTE,)
+    _assert_same_online(
+        _materialized_three_ways(open_stores(), redis_client, spark_repo.data_dir, views, SHORT_SYMBOLS)
     )
-    assert state_ours and state_spark == state_ours
-    assert _values(online_spark) == _values(online_ours)
 
 
 @pytest.mark.slow
@@ -176,12 +197,7 @@ def test_spark_conformance_every_view(
         monkeypatch.setenv("FEAST_ONLINE_READ_AT", newest.isoformat())
         _assert_online_is_training(open_stores(), redis_client, view, symbols, newest)
 
-    shutil.rmtree(spark_repo.offline_dir)
-    written = write_case(spark_repo.data_dir, symbols, seed=seed, extra=25, views=views, late_stream=False)
+    assert contested_newest(written[datasets.OHLCV_MINUTE.name]) > 0
     newest = max(rows["event_timestamp"].max() for rows in written.values())
     monkeypatch.setenv("FEAST_ONLINE_READ_AT", newest.isoformat())
-    state_ours, state_spark, online_ours, online_spark = _materialized_by_both(
-        open_stores(), redis_client, views, symbols
-    )
-    assert state_ours and state_spark == state_ours
-    assert _values(online_spark) == _values(online_ours)
+    _assert_same_online(_materialized_three_ways(open_stores(), redis_client, spark_repo.data_dir, views, symbols))

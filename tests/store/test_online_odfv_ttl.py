@@ -4,9 +4,8 @@ Feast reads a ``precompute_online`` service per view when it holds an on-demand 
 still null the values older than their view's ttl at the read instant. Real Redis, real Feast, an on-demand view
 applied into an isolated registry.
 
-Known gap, not asserted here: the on-demand view's own output is computed by Feast from the rows it read, before
-our store expires them, so it is computed from the stale value (offline computes it from null). Feast 0.67's Redis
-store reads those rows in private methods (``_read_features_per_fv``), with no public hook in between.
+The on-demand view's own output, computed from inputs already expired (null, as offline), is asserted in
+``test_online_odfv_stale_inputs.py``.
 """
 
 from __future__ import annotations

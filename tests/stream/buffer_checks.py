@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 import pytest
 
@@ -16,6 +17,7 @@ from ingestion.datasets import REALTIME_QUOTES
 from ingestion.simulators.market import Market
 from ingestion.store.offline import count_duplicates, read_dataset
 from ingestion.stream.aggregator import MINUTE_MS, session_bounds
+from ingestion.stream.buffer import TickBuffer
 
 FEATURES = [f"realtime_quotes:{c.name}" for c in REALTIME_QUOTES.features]
 BAR_COLUMNS = ["open", "high", "low", "close", "volume", "transactions"]
@@ -38,25 +40,32 @@ def online_frame(store: Any, symbols: Iterable[str], day: str) -> pd.DataFrame:
     return store.get_online_features(features=FEATURES, entity_rows=rows).to_df().set_index("symbol")
 
 
+def expected_values(
+    market: Market, sent: Callable[..., list[dict[str, Any]]], symbol: str, day: str
+) -> tuple[float, tuple[float, float], float]:
+    """What the ticks sent say ``symbol`` ends with: last trade price, last (bid, ask), and the day's volume (REST
+    seed for the minutes before the stream plus every streamed trade after them, each counted once)."""
+    trades, quotes = sent(ev="T", symbol=symbol), sent(ev="Q", symbol=symbol)
+    last = max(trades, key=lambda e: e["t"])
+    open_ms = session_bounds(last["t"])[0]
+    first_minute = min(e["t"] for e in trades) // MINUTE_MS * MINUTE_MS
+    truth = market.minute_bars(symbol, day, adjusted=False)
+    seed = truth[(truth["window_start_ms"] >= open_ms) & (truth["window_start_ms"] <= first_minute)]
+    streamed_after = [e["s"] for e in trades if e["t"] >= first_minute + MINUTE_MS]
+    return last["p"], (quotes[-1]["bp"], quotes[-1]["ap"]), float(seed["volume"].sum()) + float(sum(streamed_after))
+
+
 def assert_online_is_the_truth(
     store: Any, market: Market, sent: Callable[..., list[dict[str, Any]]], symbols: Iterable[str], day: str
 ) -> None:
-    """Online values equal what the ticks sent say: last trade, last quote, and the day's volume (REST seed for the
-    minutes before the stream plus every streamed trade, each counted once)."""
+    """Online values equal what the ticks sent say (:func:`expected_values`)."""
     symbols = list(symbols)
     online = online_frame(store, symbols, day)
     for sym in symbols:
-        trades, quotes = sent(ev="T", symbol=sym), sent(ev="Q", symbol=sym)
-        last = max(trades, key=lambda e: e["t"])
-        open_ms = session_bounds(last["t"])[0]
-        first_minute = min(e["t"] for e in trades) // MINUTE_MS * MINUTE_MS
-        truth = market.minute_bars(sym, day, adjusted=False)
-        seed = truth[(truth["window_start_ms"] >= open_ms) & (truth["window_start_ms"] <= first_minute)]
-        streamed_after = [e["s"] for e in trades if e["t"] >= first_minute + MINUTE_MS]
-        expected_volume = float(seed["volume"].sum()) + float(sum(streamed_after))
-        assert online.loc[sym, "last_price"] == last["p"], sym
-        assert (online.loc[sym, "bid"], online.loc[sym, "ask"]) == (quotes[-1]["bp"], quotes[-1]["ap"]), sym
-        assert online.loc[sym, "day_volume"] == pytest.approx(expected_volume), sym
+        price, quote, volume = expected_values(market, sent, sym, day)
+        assert online.loc[sym, "last_price"] == price, sym
+        assert (online.loc[sym, "bid"], online.loc[sym, "ask"]) == quote, sym
+        assert online.loc[sym, "day_volume"] == pytest.approx(volume), sym
 
 
 def assert_bars_are_the_truth(data_dir: Path, market: Market, symbols: Iterable[str], day: str, through_ms: int) -> int:
@@ -87,3 +96,14 @@ def assert_quotes_unique(data_dir: Path) -> pd.DataFrame:
     assert len(quotes) > 0, "no realtime_quotes row landed"
     assert count_duplicates(quotes, "realtime_quotes") == 0, "a realtime_quotes row was written twice"
     return quotes
+
+
+def committed_ticks(buffer: TickBuffer) -> int:
+    """Ticks folded into the checkpointed state of every partition (the snapshot counts trades and quotes)."""
+    total = 0
+    for p in range(buffer.partitions):
+        state = buffer.checkpoint(p).state
+        if state:
+            d = orjson.loads(state)
+            total += d["trades"] + d["quotes"]
+    return total

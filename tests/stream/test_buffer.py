@@ -144,6 +144,16 @@ def caught_up(server: PolygonWsServer, reader: BufferReader, buffer: TickBuffer)
     )
 
 
+def finish(rig: Rig, server: PolygonWsServer, reader: BufferReader, reading: Running, last: BufferConsumer) -> None:
+    """Run ``last`` until every tick sent is committed, then stop the reader and it."""
+    running = Running(last.run)
+    wait_until(lambda: caught_up(server, reader, rig.buffer), 120, lambda: f"backlog {rig.buffer.backlog()}")
+    reader.stop()
+    reading.join()
+    last.stop()
+    running.join()
+
+
 def last_closed_minute(server: PolygonWsServer) -> int:
     """The last minute every partition's watermark has closed (each partition's watermark is its own symbols')."""
     newest = min(max(e["t"] for e in server.sent(ev="T", symbol=s)) for s in STREAM_SYMBOLS)
@@ -231,16 +241,35 @@ def test_a_commit_interrupted_after_its_files_is_replayed_into_the_same_files(ri
 
     # The same consumer name restarts (as a restarted process would) and takes its partitions back at once.
     restarted = consumer(rig, "solo")
-    running = Running(restarted.run)
-    wait_until(lambda: caught_up(server, reader, rig.buffer), 120, lambda: f"backlog {rig.buffer.backlog()}")
-    reader.stop()
-    reading.join()
-    restarted.stop()
-    running.join()
+    finish(rig, server, reader, reading, restarted)
 
     assert restarted.stats.replayed_commits >= 1
     # The replayed commit rewrote the dead one's files (same rows, same names) rather than adding copies.
     assert files_before <= {f.name for f in part_files(rig.data_dir, "realtime_quotes")}
+    assert_run_is_the_truth(rig, server)
+
+
+def test_a_refill_whose_commit_lost_its_lease_counts_once_when_the_partition_comes_back(rig: Rig) -> None:
+    """The kill test's short ``day_volume``: a consumer refilled a seed window, lost the lease before its checkpoint
+    (a stalled process), and later took the partition back from the checkpoint before that refill. Its refiller
+    must not skip the window's minutes as already counted: the state that counted them was never committed."""
+    solo = consumer(rig, "solo")
+    real_commit = solo.buffer.commit
+    stolen: list[int] = []
+
+    def commit_after_the_lease_expired(partition: int, name: str, ids: Any, ckpt: Any) -> None:
+        if solo.stats.refill_windows > 0 and not stolen:
+            # The lease expires during the first commit that carries a refill: another consumer's for a moment.
+            stolen.append(partition)
+            rig.buffer.r.set(rig.buffer.key(partition, "lease"), "thief", px=200)
+        real_commit(partition, name, ids, ckpt)
+
+    solo.buffer.commit = commit_after_the_lease_expired  # type: ignore[method-assign]
+    server, reader, reading = start_reader(rig)
+    finish(rig, server, reader, reading, solo)
+
+    assert stolen and solo.stats.leases_lost == 1 and solo.stats.acquired == 3, solo.summary()
+    assert solo.stats.refill_errors == 0
     assert_run_is_the_truth(rig, server)
 
 

@@ -15,10 +15,15 @@ import sys
 import uuid
 from typing import Any
 
-import orjson
 import pytest
 import redis
-from buffer_checks import assert_bars_are_the_truth, assert_online_is_the_truth, assert_quotes_unique, wait_until
+from buffer_checks import (
+    assert_bars_are_the_truth,
+    assert_online_is_the_truth,
+    assert_quotes_unique,
+    committed_ticks,
+    wait_until,
+)
 from fixtures.stream import STREAM_DAY, STREAM_SYMBOLS
 
 from ingestion.config import Settings
@@ -74,17 +79,6 @@ class Roles:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(30)
-
-
-def committed_ticks(buffer: TickBuffer) -> int:
-    """Ticks folded into the checkpointed state of every partition (the snapshot counts trades and quotes)."""
-    total = 0
-    for p in range(buffer.partitions):
-        state = buffer.checkpoint(p).state
-        if state:
-            d = orjson.loads(state)
-            total += d["trades"] + d["quotes"]
-    return total
 
 
 def summary(out: str, prefix: str) -> dict[str, Any]:

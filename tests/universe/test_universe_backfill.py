@@ -66,8 +66,9 @@ def test_universe_backfill_lands_truth_once_in_few_files_and_serves_it(
     with _client(server) as client:
         first = backfill_universe(client, sinks, *span, now=NOW)
         assert first.ok, first.errors
-        # One request per session, plus the warm-up sessions before the first month and the market's actions.
-        assert first.api_calls <= len(sessions) + 30 + 2
+        # One request per session, plus the warm-up sessions before the first month, the market's actions and the
+        # list of tickers trading now (the identity of every ticker seen: jobs/universe_identity.py).
+        assert first.api_calls <= len(sessions) + 30 + 2 + 1
         stored = read_dataset(s.data_dir, OHLCV_DAILY)
         assert count_duplicates(stored, OHLCV_DAILY.name) == 0
         assert stored["symbol"].nunique() == len(universe.symbols)
@@ -120,8 +121,9 @@ def test_grouped_rows_equal_per_ticker_rows_across_a_split(
         part = backfill_universe(client, Sinks.for_settings(grouped), span[0], D(2024, 5, 31), now=NOW)
         rest = backfill_universe(client, Sinks.for_settings(grouped), *span, now=NOW)
         assert part.ok and rest.ok
-        # The second run resumed after May: June and July's sessions, their warm-up and the market's actions.
-        assert rest.api_calls <= len(universe.sessions(D(2024, 6, 1), span[1])) + 30 + 2
+        # The second run resumed after May: June and July's sessions, their warm-up, the market's actions and the
+        # list of tickers trading now.
+        assert rest.api_calls <= len(universe.sessions(D(2024, 6, 1), span[1])) + 30 + 2 + 1
         assert Coverage(grouped.state_dir).get(OHLCV_DAILY.name, MARKET) == [span]
         one = backfill_ohlcv(client, Sinks.for_settings(per_ticker), symbols, *span, "day", now=NOW)
         assert one.ok, one.errors

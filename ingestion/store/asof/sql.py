@@ -176,11 +176,15 @@ def pull_query(
     latest_by: list[str] | None = None,
     created_timestamp_column: str | None = None,
     precedence: str | None = None,
+    ties_by: list[str] | None = None,
 ) -> str:
     """Rows of a source within ``[start, end]``; with ``latest_by``, only the newest row per key (materialize).
 
     The newest row is the greatest ``(event time, origin rank, created time)``, the same order as the point-in-time
-    join (``precedence`` as in :class:`ViewPlan`).
+    join (``precedence`` as in :class:`ViewPlan`). Without ``latest_by``, ``precedence`` and ``ties_by`` leave out
+    every row that a row of the same ``ties_by`` keys and event time outranks: no reader serves it, and a caller
+    that picks the newest row by ``(event time, created time)`` alone (Feast's materialization) then picks what the
+    join serves.
     """
     # Cast: a naive or nanosecond column cannot be compared with a TIMESTAMPTZ bound (feast-notes pitfall 2).
     ts = f"CAST({ident(timestamp_field)} AS TIMESTAMPTZ)"
@@ -198,6 +202,9 @@ def pull_query(
             order.append(f"{ident(created_timestamp_column)} DESC NULLS LAST")
         partition = ", ".join(ident(k) for k in latest_by)
         query += f" QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY {', '.join(order)}) = 1"
+    elif precedence and ties_by:
+        partition = ", ".join([*(ident(k) for k in ties_by), ts])
+        query += f" QUALIFY {precedence} = max({precedence}) OVER (PARTITION BY {partition})"
     return query
 
 

@@ -308,11 +308,22 @@ class AsofDuckDBOfflineStore(OfflineStore):
         start_date: datetime | None = None,
         end_date: datetime | None = None,
     ) -> RetrievalJob:
-        """Every row with event time in ``[start_date, end_date]`` (either bound optional)."""
+        """Every row with event time in ``[start_date, end_date]`` (either bound optional), except, for a dataset
+        with an order of origins, the rows outranked by another row of the same key and event time.
+
+        This is what ``feast materialize`` reads by default (Feast's local engine then keeps, per key, the newest
+        event time, then created time). A minute's stream bar written after its REST bar would win that
+        de-duplication by created time alone; left out here, it loses as in the point-in-time join and in
+        :meth:`pull_latest_from_table_or_query`. The rows left out are those ``compact`` drops: no reader serves them.
+        """
         columns = _pull_columns(join_key_columns, feature_name_columns, timestamp_field, created_timestamp_column)
+        rank = _precedence_sql(source_path(config, data_source))
 
         def build(relation: str) -> str:
-            return pull_query(relation, columns, timestamp_field, start_date, end_date)
+            ranked = rank if relation != _EMPTY_PULL else None
+            return pull_query(
+                relation, columns, timestamp_field, start_date, end_date, precedence=ranked, ties_by=join_key_columns
+            )
 
         path = source_path(config, data_source)
         return AsofRetrievalJob(_pull_render(path, _config(config).union_by_name, columns, build), _options(config))

@@ -39,6 +39,10 @@ from ingestion.store.online.layout import Prepared, ViewLayout
 if TYPE_CHECKING:
     from feast import FeatureStore
 
+ENCODE_CHUNK = 16_384
+"""Entities encoded at a time by :meth:`OnlineWriter.write`: Redis starts on the first chunk while later ones are
+encoded, and a chunk is large enough that the encoders stay vectorised."""
+
 
 @dataclass
 class WriteResult:
@@ -110,11 +114,17 @@ class OnlineWriter:
 
     def prepare(self, view: str, frame: pd.DataFrame) -> Prepared:
         """Encode a frame: the latest row per entity (event time, then created time), every field in Feast bytes."""
+        layout, latest = self._latest(view, frame)
+        return self._encode(layout, latest)
+
+    def _latest(self, view: str, frame: pd.DataFrame) -> tuple[ViewLayout, pd.DataFrame]:
         layout = self.layout(view)
         missing = [c for c in (layout.join_key, EVENT_TS, *layout.features) if c not in frame.columns]
         if missing:
             raise ValueError(f"frame for view {view} lacks columns {missing}")
-        latest = latest_per_entity(frame, layout.join_key)
+        return layout, latest_per_entity(frame, layout.join_key)
+
+    def _encode(self, layout: ViewLayout, latest: pd.DataFrame) -> Prepared:
         secs, nanos, ts_bytes = timestamp_fields(epoch_us(latest[EVENT_TS]))
         keys = [self.entity_key(layout.join_key, str(v)) for v in latest[layout.join_key].tolist()]
         values = [encode_values(t, latest[f]) for f, t in zip(layout.features, layout.value_types, strict=True)]
@@ -132,8 +142,11 @@ class OnlineWriter:
         """
         if frame.empty:
             return WriteResult(view, 0, 0, 0)
-        prepared = self.prepare(view, frame)
-        result = WriteResult(view, len(frame), len(prepared), self.send(prepared))
+        layout, latest = self._latest(view, frame)
+        # Encoded a chunk at a time, each while Redis runs the one before (see EnvRedisOnlineStore.write_chunks).
+        chunks = (self._encode(layout, latest.iloc[i : i + ENCODE_CHUNK]) for i in range(0, len(latest), ENCODE_CHUNK))
+        written = self.online.write_chunks(self.config, chunks, keys_per_call=self.keys_per_call)
+        result = WriteResult(view, len(frame), len(latest), written)
         if record and self.record_every_s is not None and result.written:
             times = pd.to_datetime(frame[EVENT_TS], utc=True)
             self._note(view, times.min(), times.max())
