@@ -25,7 +25,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +35,9 @@ from ingestion import calendar, datasets
 from ingestion.bench.common import machine, peak_rss_mb
 from ingestion.config import Settings, settings
 from ingestion.datasets import CREATED_TS, ENTITY_KEY, EVENT_TS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DATASET = datasets.OHLCV_DAILY
 FEATURES = [c.name for c in DATASET.features]
@@ -127,22 +130,30 @@ def raw_asof_sql(entity: str, features_glob: str) -> str:
     )
 
 
+def raw_asof_frame(entity: pd.DataFrame, features_glob: str) -> pd.DataFrame:
+    """:func:`raw_asof_sql` run on a fresh DuckDB connection over the frame ``entity``."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("entity_df", entity)
+        frame: pd.DataFrame = con.sql(raw_asof_sql("entity_df", features_glob)).df()
+    finally:
+        con.close()
+    return frame
+
+
 def _child(variant: str, workdir: Path, entity_file: Path, repeat: int) -> dict[str, Any]:
     """One variant, measured in this (fresh) process."""
-    import pandas as pd
 
     entity = pq.read_table(entity_file).to_pandas()
     glob = str(workdir / "data" / "offline" / DATASET.name / "**" / "*.parquet")
     if variant == "raw_asof":
-        import duckdb
 
         def call() -> pd.DataFrame:
-            con = duckdb.connect()
-            con.execute("SET TimeZone = 'UTC'")
-            con.register("entity_df", entity)
-            frame: pd.DataFrame = con.sql(raw_asof_sql("entity_df", glob)).df()
-            con.close()
-            return frame
+            return raw_asof_frame(entity, glob)
+
     else:
         from feast import FeatureStore
 

@@ -193,9 +193,7 @@ def serve_universe(root: Path, entity_rows: int) -> list[dict[str, Any]]:
     rows: ours through Feast against the raw DuckDB ASOF join."""
     from dataclasses import replace
 
-    import duckdb
-
-    from ingestion.bench.retrieval import FEATURES, raw_asof_sql
+    from ingestion.bench.retrieval import FEATURES, raw_asof_frame
     from ingestion.config import settings
     from ingestion.store.feast_repo import feast_cli, open_store
     from ingestion.store.online import materialize_latest
@@ -213,16 +211,7 @@ def serve_universe(root: Path, entity_rows: int) -> list[dict[str, Any]]:
         refs = [f"{OHLCV_DAILY.name}:{f}" for f in FEATURES]
         ours_s, ours = _best_of(lambda: store.get_historical_features(entity_df=entity, features=refs).to_df())
         glob = str(root / "offline" / OHLCV_DAILY.name / "**" / "*.parquet")
-
-        def raw() -> pd.DataFrame:
-            con = duckdb.connect()
-            con.execute("SET TimeZone = 'UTC'")
-            con.register("entity_df", entity)
-            frame: pd.DataFrame = con.sql(raw_asof_sql("entity_df", glob)).df()
-            con.close()
-            return frame
-
-        raw_s, floor = _best_of(raw)
+        raw_s, floor = _best_of(lambda: raw_asof_frame(entity, glob))
     return [
         {"variant": "materialize (ours), newest bar per ticker", "keys": loaded.keys, "seconds": loaded.seconds,
          "keys_per_s": loaded.keys_per_second, "feature_rows": stored_rows},

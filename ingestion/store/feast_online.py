@@ -53,7 +53,7 @@ from pydantic import Field, StrictStr, model_validator
 
 from ingestion.config import DEFAULT_REDIS_URL, settings
 from ingestion.store.online.cas import SET_IF_NEWER, SET_SLICES_IF_CURRENT
-from ingestion.store.online.catalog import Catalog, _ttl_us
+from ingestion.store.online.catalog import Catalog, view_ttl_us
 from ingestion.store.online.layout import Prepared, ServicePlan, ViewLayout, segment_field, ts_field
 from ingestion.store.redis_conn import connect, connect_feast, feast_online_store, parse_redis_url
 
@@ -273,12 +273,12 @@ class EnvRedisOnlineStore(RedisOnlineStore):
             # A script's keys must share a slot on a cluster, and redis-py refuses scripts in a cluster pipeline:
             # one call per key, each routed to its key's node.
             script = self.script(config, SET_IF_NEWER)
-            return sum(
-                int(script(keys=[key], args=header + row.tolist()))
-                for prepared in chunks
-                for header, grid in [_cas_arguments(prepared)]
-                for key, row in zip(prepared.keys, grid, strict=True)
-            )
+            written = 0
+            for prepared in chunks:
+                header, grid = _cas_arguments(prepared)
+                rows = zip(prepared.keys, grid, strict=True)
+                written += sum(int(script(keys=[key], args=header + row.tolist())) for key, row in rows)
+            return written
         stream = ScriptStream(client, SET_IF_NEWER)
         try:
             for prepared in chunks:
@@ -467,7 +467,7 @@ class EnvRedisOnlineStore(RedisOnlineStore):
                     "TTL before on-demand transforms skipped: Feast's response layout is not the expected one"
                 )
                 return
-            blocks.append((at, _ttl_us(table)))
+            blocks.append((at, view_ttl_us(table)))
             at += len(expected)
             while at < len(names) and ":" in names[at]:  # a store column such as _ts:<view>, never a feature
                 at += 1

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 FALLBACK_TTL_S = 30.0
 
 
-def _ttl_us(fv: Any) -> int | None:
+def view_ttl_us(fv: Any) -> int | None:
+    """A feature view's ttl in microseconds, None when unbounded (the unit every TTL comparison here uses)."""
     ttl = getattr(fv, "ttl", None)
     # Feast and our offline join both read a zero or missing ttl as unbounded.
     return int(ttl.total_seconds() * 1_000_000) if ttl else None
@@ -77,7 +78,7 @@ class Catalog:
     def ttl_us(self, name: str) -> int | None:
         """The view's ttl in microseconds (None: unbounded, or not a view with a ttl, e.g. on-demand)."""
         try:
-            return _ttl_us(self.view(name))
+            return view_ttl_us(self.view(name))
         except Exception:  # an on-demand view or an unknown name has no ttl to apply
             return None
 
@@ -182,7 +183,7 @@ class Catalog:
             join_keys.update(fv.join_keys)
             dtypes = {f.name: f.dtype.to_value_type() for f in fv.features}
             shown = alias(projection)
-            views.append(FastView(len(fields), len(projection.features), _ttl_us(fv)))
+            views.append(FastView(len(fields), len(projection.features), view_ttl_us(fv)))
             stamps.append(ts_field(projection.name))
             for feature in projection.features:
                 vtype = dtypes[feature.name]
