@@ -11,9 +11,9 @@ connection, speaking Polygon's handshake. Each consumer then reads the very same
   real Redis (Feast's bytes) and Parquet, as fast as the frames come, and again paced at a fixed rate
   (``PACED_RATE`` ticks/s) for the tick -> online latency under sustained load.
 
-* ``via Redis Streams buffer``: the same paced frames through the durable tick buffer: a reader here, two bridge
-  consumer processes (:mod:`ingestion.bench.stream_buffer`), receive -> online per tick, side by side with the
-  in-process bridge.
+* ``via Redis Streams buffer``: the same frames through the durable tick buffer, paced (receive -> online latency
+  per tick, side by side with the in-process bridge) and as fast as fed (its capacity): a reader here, two bridge
+  consumer processes (:mod:`ingestion.bench.stream_buffer`). Issue 23's goal: >= 100k ticks/s and p99 <= 250 ms.
 
 Then the bridge's own rows are written online through our writer and through Feast ``push``, for rows/s of each.
 Throughput is ticks/s over the wall time from the first data frame to the last tick processed. Goals (issue 7):
@@ -212,6 +212,7 @@ def our_bridge(url: str, events: int, store: Any, data_dir: Path) -> dict[str, A
     from ingestion.store.offline import OfflineWriter
     from ingestion.store.online import OnlineWriter
     from ingestion.stream.bridge import StreamBridge
+    from ingestion.stream.heap import freeze_startup_heap
 
     client = PolygonWebSocketClient(api_key="bench", ws_url=url)
     client.subscribe(TOPICS)
@@ -229,6 +230,7 @@ def our_bridge(url: str, events: int, store: Any, data_dir: Path) -> dict[str, A
             return True
         return False
 
+    freeze_startup_heap()  # as the `stream` command does before its loop
     t0 = time.perf_counter()
     bridge.run(seconds=600, until=finished)
     if not done["at"]:
@@ -286,7 +288,7 @@ def run(quick: bool) -> dict[str, Any]:
     from ingestion.stream.aggregator import session_bounds
 
     symbols = SYMBOLS_FULL[:4] if quick else SYMBOLS_FULL
-    minutes = 2 if quick else 15
+    minutes = 2 if quick else 30  # 30 min of 12 symbols: about 200k ticks, 2 s at the paced rate
     feeder = Feeder(symbols, minutes)
     session_bounds(1_709_562_600_000)  # load the exchange calendar once, before any clock starts
     try:
@@ -303,6 +305,7 @@ def run(quick: bool) -> dict[str, Any]:
             paced_url = f"{feeder.url}?rate={PACED_RATE}"
             paced = our_bridge(paced_url, feeder.events, store, Path(tmp) / "paced")
             buffered = run_buffered(paced_url, feeder.events, redis_server.url, Path(tmp), Path(tmp) / "buffered")
+            flat_out = run_buffered(feeder.url, feeder.events, redis_server.url, Path(tmp), Path(tmp) / "flat_out")
             writes = online_writes(store, fast["rows"] + paced["rows"], universe=200 if quick else 1000)
     finally:
         feeder.stop()
@@ -317,6 +320,12 @@ def run(quick: bool) -> dict[str, Any]:
          "p50_ms": paced["p50_ms"], "p99_ms": paced["p99_ms"]},
         {"variant": f"via Redis Streams buffer, 2 consumers (paced {PACED_RATE:,}/s)",
          "ticks_per_s": buffered["ticks_per_s"], "p50_ms": buffered["p50_ms"], "p99_ms": buffered["p99_ms"]},
+        {"variant": "via Redis Streams buffer, paced, to the last online write",
+         "ticks_per_s": buffered["ticks_per_s_to_last_write"]},
+        {"variant": "via Redis Streams buffer, 2 consumers (as fast as fed)", "ticks_per_s": flat_out["ticks_per_s"],
+         "p50_ms": flat_out["p50_ms"], "p99_ms": flat_out["p99_ms"]},
+        {"variant": "via Redis Streams buffer, as fast as fed, to the last online write",
+         "ticks_per_s": flat_out["ticks_per_s_to_last_write"]},
         *({"variant": f"online write {name} (rows/s)", "ticks_per_s": rate} for name, rate in writes.items()),
     ]  # fmt: skip
     # One process runs every consumer (the feeder is its own process), so the peak RSS is shared by the rows.
@@ -341,7 +350,8 @@ def run(quick: bool) -> dict[str, Any]:
             "client >= 0.7x raw": ours / raw >= 0.7,
             "bridge >= 100k ticks/s": fast["ticks_per_s"] >= 100_000,
             "paced p99 <= 250 ms": (paced["p99_ms"] or 0.0) <= 250.0,
-            "buffered, 2 consumers: >= 100k ticks/s": buffered["ticks_per_s"] >= 100_000,
+            # Capacity from the unpaced feed, to the last online write (a paced feed cannot show more than its rate).
+            "buffered, 2 consumers: >= 100k ticks/s": flat_out["ticks_per_s_to_last_write"] >= 100_000,
             "buffered, 2 consumers: p99 <= 250 ms": (buffered["p99_ms"] or 0.0) <= 250.0,
             "online >= 5x feast push": all(
                 writes[f"ours, {label}"] / writes[f"feast push, {label}"] >= 5.0 for label in labels

@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         flow=args.flow,
         flow_interval_s=args.flow_interval,
         buffer=buffer,
+        freeze_heap=True,  # this process only streams (ingestion.stream.heap)
     )
     if args.metrics_port is not None:
         from ingestion.ops.metrics import serve_metrics

@@ -65,7 +65,6 @@ if TYPE_CHECKING:
 
 READ_AT_VARIABLE = "FEAST_ONLINE_READ_AT"
 SLICE_BATCH = 512
-KEY_MEMO = 200_000
 BATCH_KEYS = 2048
 """Keys per batch a bulk write sends (about 1 MB for a daily bar): small enough to sit in the socket's buffer while
 Redis runs the batch before it, large enough that a round trip is noise."""
@@ -180,7 +179,6 @@ class EnvRedisOnlineStore(RedisOnlineStore):
         self._catalogs: dict[int, Catalog] = {}
         self._own_registry: Any = None
         self._ts_cache: dict[bytes, int] = {}
-        self._key_memo: dict[tuple[str, str], bytes] = {}
         self._lock = threading.Lock()
         # Slices from write_precomputed_vector, sent a batch per round trip (see there).
         self._pending_slices: list[tuple[bytes, list[bytes]]] = []
@@ -247,6 +245,13 @@ class EnvRedisOnlineStore(RedisOnlineStore):
         from ingestion.store.online.encoding import entity_key
 
         return entity_key(join_key, value, project=config.project, version=config.entity_key_serialization_version)
+
+    @staticmethod
+    def entity_keys(config: RepoConfig, join_key: str, values: Sequence[str]) -> list[bytes]:
+        """The hash keys of many string entity values (:func:`~ingestion.store.online.encoding.entity_keys`)."""
+        from ingestion.store.online.encoding import entity_keys
+
+        return entity_keys(join_key, values, project=config.project, version=config.entity_key_serialization_version)
 
     @staticmethod
     def _keys(config: RepoConfig, entity_keys: Sequence[EntityKeyProto]) -> list[bytes]:
@@ -646,7 +651,7 @@ class EnvRedisOnlineStore(RedisOnlineStore):
         if values is None:
             return None
         self.flush_precomputed()
-        keys = self._entity_keys(config, plan.join_key, values)
+        keys = self.entity_keys(config, plan.join_key, values)
         client = self.redis(config)
         if len(keys) == 1:
             replies = [client.hmget(keys[0], plan.fields)]
@@ -664,19 +669,6 @@ class EnvRedisOnlineStore(RedisOnlineStore):
             self.read_instant_us(config),
             lambda raw: _ts_us(raw, cache),
         )
-
-    def _entity_keys(self, config: RepoConfig, join_key: str, values: list[str]) -> list[bytes]:
-        """Hash keys of string entity values (memoized: a key is a pure function of the value)."""
-        memo = self._key_memo
-        out = []
-        for value in values:
-            key = memo.get((join_key, value))
-            if key is None:
-                key = self.entity_key(config, join_key, value)
-                if len(memo) < KEY_MEMO:
-                    memo[(join_key, value)] = key
-            out.append(key)
-        return out
 
     def layout(self, config: RepoConfig, registry: Any, view: str) -> ViewLayout:
         """The Redis layout of ``view`` (fields, vector slices) from ``registry``."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from ingestion.errors import ConfigError
 from ingestion.shutdown import on_signals
+from ingestion.stream.heap import freeze_startup_heap
 
 if TYPE_CHECKING:
     from ingestion.runtime import Runtime
@@ -48,6 +49,8 @@ def stream_buffered(rt: Runtime, opts: StreamOptions, buf: BufferOptions, out: T
     out.write(f"Buffer {buf.name!r} ({buf.partitions} partitions), role {buf.role} ({duration})\n")
     if buf.role == "reader":
         reader = make_reader(rt, opts, buffer)
+        if opts.freeze_heap:
+            freeze_startup_heap()
         with on_signals(lambda _signum: reader.stop()):
             stats = reader.run(seconds=opts.seconds)
         out.write(f"Reader: {json.dumps(vars(stats))}\n")
@@ -56,6 +59,8 @@ def stream_buffered(rt: Runtime, opts: StreamOptions, buf: BufferOptions, out: T
         rt.claim_data_dir("polygon")  # its quotes and minute bars land in the data dir
     consumer = make_consumer(rt, opts, buf, buffer)
     if buf.role == "bridge":
+        if opts.freeze_heap:
+            freeze_startup_heap()
         with on_signals(lambda _signum: consumer.stop()):
             consumer.run(seconds=opts.seconds)
         out.write(f"Consumer: {json.dumps(consumer.summary())}\n")
@@ -76,6 +81,8 @@ def _both(rt: Runtime, opts: StreamOptions, buffer: TickBuffer, consumer: Buffer
             consumer.stop()
 
     thread = threading.Thread(target=read, name="stream-reader", daemon=True)
+    if opts.freeze_heap:
+        freeze_startup_heap()
     with on_signals(lambda _signum: consumer.stop()):
         thread.start()
         try:

@@ -88,6 +88,8 @@ class ConsumerStats(BridgeStats):
     read_seconds: float = 0.0
     fold_seconds: float = 0.0
     commit_seconds: float = 0.0
+    last_read_ns: int = 0
+    """Wall clock (epoch ns) of the last read that returned entries: where a throughput clock ends."""
     committed_ids: dict[int, list[bytes]] = field(default_factory=dict)
 
 
@@ -131,6 +133,8 @@ class BufferConsumer:
         self.owned: dict[int, _Partition] = {}
         self.stats = ConsumerStats()
         self.recv_latency = LatencyHistogram()
+        self.buffer_wait = LatencyHistogram()
+        """Receive -> read out of the buffer, per tick: the share of ``recv_latency`` spent before this consumer."""
         self.last_rows: pd.DataFrame | None = None
         self._receipts: list[tuple[int, int]] = []
         self._stop = threading.Event()
@@ -191,19 +195,27 @@ class BufferConsumer:
             self.name, {p: self.owned[p].seen for p in sorted(self.owned)}, self.read_count, block_ms
         )
         read = time.perf_counter()
+        if got.entries:
+            self.stats.last_read_ns = self.clock_ns()
         for p in got.lost:
             if p in self.owned:
                 self._lose(p)
         for p, seen in got.seen.items():
             if p in self.owned:
                 self.owned[p].seen = seen
+        first = len(self._receipts)
         for p, entry in got.entries:
             part = self.owned.get(p)
             if part is not None:
                 self._fold(part, entry)
+        if len(self._receipts) > first:
+            self._note_wait(self._receipts[first:])
         self.stats.read_seconds += read - began
         self.stats.fold_seconds += time.perf_counter() - read
         return len(got.entries)
+
+    def _note_wait(self, receipts: list[tuple[int, int]]) -> None:
+        self.buffer_wait.add(_ages_ms(receipts, self.clock_ns()))
 
     def drain(self, idle_reads: int = 3) -> ConsumerStats:
         """The stream has ended (its reader stopped): consume what is left, close the last minute, refill every pending
@@ -350,10 +362,7 @@ class BufferConsumer:
             self.last_rows = rows
         self.stats.flushes += 1
         if self._receipts:
-            done = self.clock_ns()
-            received = np.fromiter((r for r, _ in self._receipts), dtype=np.int64)
-            weights = np.fromiter((n for _, n in self._receipts), dtype=np.int64)
-            self.recv_latency.add(np.repeat((done - received) // 1_000_000, weights))
+            self.recv_latency.add(_ages_ms(self._receipts, self.clock_ns()))
             self._receipts = []
 
     # -- commits ---------------------------------------------------------------------------------------------------
@@ -448,6 +457,8 @@ class BufferConsumer:
             "recv_p50_ms": self.recv_latency.percentile(50),
             "recv_p99_ms": self.recv_latency.percentile(99),
             "recv_samples": self.recv_latency.total,
+            "buffer_wait_p50_ms": self.buffer_wait.percentile(50),
+            "buffer_wait_p99_ms": self.buffer_wait.percentile(99),
         }
 
     def summary(self) -> dict[str, Any]:
@@ -476,6 +487,13 @@ class BufferConsumer:
             },
             **self.freshness(),
         }
+
+
+def _ages_ms(receipts: list[tuple[int, int]], now_ns: int) -> np.ndarray:
+    """One age in ms (``now_ns`` minus the receive time) per tick of ``(receive time ns, ticks)`` pairs."""
+    received = np.fromiter((r for r, _ in receipts), dtype=np.int64)
+    weights = np.fromiter((n for _, n in receipts), dtype=np.int64)
+    return np.repeat((now_ns - received) // 1_000_000, weights)
 
 
 __all__ = ["BufferConsumer", "ConsumerStats"]

@@ -22,7 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ingestion.polygon.websocket import PolygonWebSocketClient, StreamGap
+from ingestion.stream.bridge import LatencyHistogram
 from ingestion.stream.buffer import TickBuffer, partition_of
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,8 @@ class BufferReader:
         self._pending: dict[int, list[Any]] = {}
         self._stop = threading.Event()
         self._part: dict[str, int] = {}
+        self.append_lag = LatencyHistogram()
+        """Receive (an entry's oldest frame) -> written to the buffer, per entry written, in ms."""
         self.first_receipt_ns = 0
         """Receive time (epoch ns) of the first frame buffered: where a throughput clock starts."""
         client.register_callback("T.", self._on_trades)
@@ -97,6 +102,7 @@ class BufferReader:
             received = min(receipts) if receipts else time.time_ns()
             self.first_receipt_ns = self.first_receipt_ns or received
             self.buffer.append(pending, received)
+            self.append_lag.add(np.array([(time.time_ns() - received) // 1_000_000]))
             self.stats.entries += len(pending)
             self.stats.appends += 1
         return n

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ingestion.shutdown import on_signals
+from ingestion.stream.heap import freeze_startup_heap
 
 if TYPE_CHECKING:
     from ingestion.config import Settings
@@ -58,6 +59,10 @@ class StreamOptions:
     flow_interval_s: float = 5.0
     buffer: BufferOptions | None = None
     """Go through the durable tick buffer (Redis Streams, :mod:`ingestion.stream.buffered`) instead of in-process."""
+    freeze_heap: bool = False
+    """Take the heap built during setup out of full garbage collections before the loop
+    (:func:`~ingestion.stream.heap.freeze_startup_heap`): for a process that only streams (the ``stream`` command),
+    not for a caller that goes on (the demo, a notebook, tests), whose frozen objects would never be freed."""
 
 
 def parse_symbols(raw: str) -> list[str]:
@@ -192,6 +197,8 @@ def stream_with(rt: Runtime, opts: StreamOptions, out: TextIO, *, health: Stream
     flow = start_flow(rt, opts, out) if opts.flow else None
     if health is not None:
         health.attach(rt, bridge, flow)
+    if opts.freeze_heap:
+        freeze_startup_heap()
     try:
         # A signal asks the bridge to stop, and it flushes every batch before run() returns.
         with on_signals(lambda _signum: bridge.stop()):

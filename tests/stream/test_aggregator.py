@@ -154,3 +154,29 @@ def test_close_windows_cuts_pending_windows_to_the_last_closed_minute(events: li
     # The open minute (and the lateness before it) is not refilled at shutdown: the hole is cut before it.
     assert (gap.start_ms, gap.end_ms) == (minute_of(before), last_closed) and last_closed < minute_of(later["t"])
     assert next(w for w in pending if w.reason == "gap").end_ms == minute_of(later["t"]), "pending copies untouched"
+
+
+def test_output_frames_are_typed_as_the_datasets(events: list[dict[str, Any]]) -> None:
+    """The flush frames are built from typed arrays (not pandas conversions): the written columns keep the dtypes the
+    writers and the Parquet schema expect, a quote-only symbol's missing trade fields are NaN, and a flush that
+    closes no bar returns an empty frame of the minute dataset's columns."""
+    from ingestion.datasets import REALTIME_QUOTES
+
+    agg = Aggregator()
+    agg.on_quotes([{**e, "sym": "ZZZZ"} for e in events if e["ev"] == "Q"][:3])  # quotes, never a trade
+    feed(agg, events)
+    created = pd.Timestamp(1_709_650_000_123_456_789, unit="ns", tz="UTC")
+    rows = agg.take_rows(created)
+    assert list(rows.columns) == REALTIME_QUOTES.column_names
+    assert str(rows["event_timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert (rows["created_timestamp"] == created).all()
+    assert rows["trade_count_1m"].dtype == "int64"
+    for column in ("last_price", "bid", "ask", "mid", "spread", "volume_1m", "vwap_1m", "return_since_open"):
+        assert rows[column].dtype == "float64", column
+    quote_only = rows.set_index("symbol").loc["ZZZZ"]
+    assert pd.isna(quote_only["last_price"]) and pd.isna(quote_only["vwap_1m"]) and quote_only["bid"] > 0
+    agg.close_bars()
+    agg.take_bars(NOW)
+    for _ in range(2):  # the second empty flush answers from the cached empty frame
+        empty = agg.take_bars(NOW)
+        assert empty.empty and list(empty.columns) == OHLCV_MINUTE.column_names

@@ -8,6 +8,8 @@ every encoder with Feast's and protobuf's own output.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -147,3 +149,45 @@ def entity_key(join_key: str, value: str, *, project: str, version: int) -> byte
 
     proto = EntityKey(join_keys=[join_key], entity_values=[Value(string_val=value)])
     return serialize_entity_key(proto, entity_key_serialization_version=version) + project.encode()
+
+
+# Values whose keys the template must reproduce byte for byte before it is trusted: empty, plain, punctuation,
+# multi-byte UTF-8, and a length that needs more than one byte.
+_PROBES = ("", "AAPL", "BRK.B", "Ä€𝄞", "X" * 300)
+
+
+def entity_keys(join_key: str, values: Sequence[str], *, project: str, version: int) -> list[bytes]:
+    """:func:`entity_key` of many values at the cost of a bytes concatenation each.
+
+    A single string key serializes as a prefix fixed by the join key, then the value's length (4 bytes, little
+    endian) and its UTF-8 bytes, then the project. The prefix is taken from Feast's own serializer, and the whole
+    layout is checked against it on :data:`_PROBES` once per (join key, project, version): if a Feast release
+    changes the format, every key comes from Feast's serializer instead (slower, never wrong). Materializing 200k
+    symbols in a fresh process spent 2.4 s building their keys one proto at a time.
+    """
+    template = _key_template(join_key, project, version)
+    if template is None:
+        return [entity_key(join_key, v, project=project, version=version) for v in values]
+    head, tail = template
+    out = []
+    for value in values:
+        raw = value.encode()
+        out.append(head + len(raw).to_bytes(4, "little") + raw + tail)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _key_template(join_key: str, project: str, version: int) -> tuple[bytes, bytes] | None:
+    """``(head, tail)`` around a value's length and bytes, or None when Feast's keys do not have that shape."""
+    empty = entity_key(join_key, "", project=project, version=version)
+    tail = project.encode()
+    if not empty.endswith(b"\x00\x00\x00\x00" + tail):
+        return None
+    head = empty[: len(empty) - 4 - len(tail)]
+    for probe in _PROBES:
+        raw = probe.encode()
+        if head + len(raw).to_bytes(4, "little") + raw + tail != entity_key(
+            join_key, probe, project=project, version=version
+        ):
+            return None
+    return head, tail

@@ -94,7 +94,6 @@ class OnlineWriter:
         self.keys_per_call = max(1, keys_per_call)
         self.record_every_s = record_every_s
         self._clock = clock
-        self._entity_keys: dict[str, bytes] = {}
         # Per view: (oldest, newest) event time written since the last record, and when that record was made.
         self._pending: dict[str, tuple[pd.Timestamp, pd.Timestamp]] = {}
         self._recorded_at: dict[str, float] = {}
@@ -105,12 +104,8 @@ class OnlineWriter:
         return self.online.layout(self.config, self.store.registry, view)
 
     def entity_key(self, join_key: str, value: str) -> bytes:
-        """The store's Redis key of one entity (serialized entity key + project), cached."""
-        cached = self._entity_keys.get(value)
-        if cached is None:
-            cached = self.online.entity_key(self.config, join_key, value)
-            self._entity_keys[value] = cached
-        return cached
+        """The store's Redis key of one entity (serialized entity key + project)."""
+        return self.online.entity_keys(self.config, join_key, [value])[0]
 
     def prepare(self, view: str, frame: pd.DataFrame) -> Prepared:
         """Encode a frame: the latest row per entity (event time, then created time), every field in Feast bytes."""
@@ -126,7 +121,7 @@ class OnlineWriter:
 
     def _encode(self, layout: ViewLayout, latest: pd.DataFrame) -> Prepared:
         secs, nanos, ts_bytes = timestamp_fields(epoch_us(latest[EVENT_TS]))
-        keys = [self.entity_key(layout.join_key, str(v)) for v in latest[layout.join_key].tolist()]
+        keys = self.online.entity_keys(self.config, layout.join_key, [str(v) for v in latest[layout.join_key].tolist()])
         values = [encode_values(t, latest[f]) for f, t in zip(layout.features, layout.value_types, strict=True)]
         return Prepared(layout, keys, secs, nanos, ts_bytes, values)
 
