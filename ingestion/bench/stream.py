@@ -212,7 +212,7 @@ def our_bridge(url: str, events: int, store: Any, data_dir: Path) -> dict[str, A
     from ingestion.store.offline import OfflineWriter
     from ingestion.store.online import OnlineWriter
     from ingestion.stream.bridge import StreamBridge
-    from ingestion.stream.heap import freeze_startup_heap
+    from ingestion.stream.heap import frozen_heap
 
     client = PolygonWebSocketClient(api_key="bench", ws_url=url)
     client.subscribe(TOPICS)
@@ -230,9 +230,9 @@ def our_bridge(url: str, events: int, store: Any, data_dir: Path) -> dict[str, A
             return True
         return False
 
-    freeze_startup_heap()  # as the `stream` command does before its loop
     t0 = time.perf_counter()
-    bridge.run(seconds=600, until=finished)
+    with frozen_heap():  # as the `stream` command does before its loop
+        bridge.run(seconds=600, until=finished)
     if not done["at"]:
         raise RuntimeError(f"the bridge processed {bridge.aggregator.trades + bridge.aggregator.quotes} of {events}")
     elapsed = done["at"] - t0

@@ -87,7 +87,7 @@ def run_buffered(
     from ingestion.polygon.websocket import Backoff, PolygonWebSocketClient
     from ingestion.stream.bridge import LatencyHistogram
     from ingestion.stream.buffer import TickBuffer
-    from ingestion.stream.heap import freeze_startup_heap
+    from ingestion.stream.heap import frozen_heap
     from ingestion.stream.reader import BufferReader
 
     name = f"bench-{uuid.uuid4().hex[:8]}"
@@ -118,10 +118,10 @@ def run_buffered(
         client = PolygonWebSocketClient(api_key="bench", ws_url=url, backoff=Backoff(initial=3600, cap=3600))
         client.subscribe("T.*,Q.*")
         reader = BufferReader(client, buffer)
-        freeze_startup_heap()  # as `stream --role reader` does
         # The clock starts at the first frame received, as for the in-process bridge.
         client.track_receipts()
-        reader.run(seconds=600, until=lambda: reader.stats.trades + reader.stats.quotes >= events)
+        with frozen_heap():  # as `stream --role reader` does
+            reader.run(seconds=600, until=lambda: reader.stats.trades + reader.stats.quotes >= events)
         t0_ns = reader.first_receipt_ns
         deadline = time.monotonic() + 600
         while buffer.backlog() > 0 and time.monotonic() < deadline:

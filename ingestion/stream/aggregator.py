@@ -386,7 +386,8 @@ class Aggregator:
             frame[c] = frame[c].astype("float64")
         frame = frame.loc[:, OHLCV_MINUTE.column_names]
         if not closed:
-            self._no_bars = frame
+            self._no_bars = frame  # kept, and only slices of it handed out: a caller's change cannot reach it
+            return frame.iloc[0:0]
         return frame
 
     def _closed_limit_ms(self) -> int:
@@ -438,11 +439,18 @@ class Aggregator:
         st = self.states.get(symbol)
         if st is None or window.end_ms < st.session_open_ms:
             return
+        before = (st.day_volume, st.open_price)
         st.day_volume += rest_volume - window.streamed_volume.get(symbol, 0.0)
         st.refilled = minute_ranges.add(st.refilled, (m for m in minutes if m >= st.session_open_ms))
         if window.seed and rest_open is not None and window.start_ms <= st.session_open_ms:
             st.open_price = rest_open
             st.open_seeded = True
+        if (st.day_volume, st.open_price) != before:
+            # The correction was learned from REST once the stream had passed its watermark, so the row carrying it
+            # is published after that, strictly after every row already written for the symbol. At the last tick's
+            # time it would rewrite the value of an instant already published (lookahead offline) and be refused
+            # online as not newer (online and offline then disagreed until the symbol's next tick).
+            st.event_ms = max(st.event_ms, self.watermark_ms) + 1
         st.dirty = True
 
     def refilled_minutes(self, symbol: str) -> minute_ranges.Ranges:

@@ -195,27 +195,26 @@ class BufferConsumer:
             self.name, {p: self.owned[p].seen for p in sorted(self.owned)}, self.read_count, block_ms
         )
         read = time.perf_counter()
-        if got.entries:
-            self.stats.last_read_ns = self.clock_ns()
+        read_ns = self.clock_ns() if got.entries else 0
         for p in got.lost:
             if p in self.owned:
                 self._lose(p)
         for p, seen in got.seen.items():
             if p in self.owned:
                 self.owned[p].seen = seen
-        first = len(self._receipts)
+        # (receive time, ticks) of this read's entries, kept apart from the flush's receipts (a replayed commit
+        # flushes inside the fold and takes those).
+        waits = []
         for p, entry in got.entries:
             part = self.owned.get(p)
             if part is not None:
-                self._fold(part, entry)
-        if len(self._receipts) > first:
-            self._note_wait(self._receipts[first:])
+                waits.append((int(entry[1][b"r"]), self._fold(part, entry)))
+        if waits:
+            self.stats.last_read_ns = read_ns
+            self.buffer_wait.add(_ages_ms(waits, read_ns))
         self.stats.read_seconds += read - began
         self.stats.fold_seconds += time.perf_counter() - read
         return len(got.entries)
-
-    def _note_wait(self, receipts: list[tuple[int, int]]) -> None:
-        self.buffer_wait.add(_ages_ms(receipts, self.clock_ns()))
 
     def drain(self, idle_reads: int = 3) -> ConsumerStats:
         """The stream has ended (its reader stopped): consume what is left, close the last minute, refill every pending
@@ -304,7 +303,8 @@ class BufferConsumer:
 
     # -- entries and flushes ---------------------------------------------------------------------------------------
 
-    def _fold(self, part: _Partition, entry: Entry) -> None:
+    def _fold(self, part: _Partition, entry: Entry) -> int:
+        """Fold one entry into its partition's aggregator; returns its ticks."""
         eid, fields = entry
         agg = part.agg
         ticks = 0
@@ -325,6 +325,7 @@ class BufferConsumer:
             # Replaying an interrupted commit: flush exactly where the dead consumer flushed.
             for _ in range(part.replay.pop(eid, 0)):
                 self._flush_parts([part], record=False)
+        return ticks
 
     def flush(self) -> None:
         """Rows of every owned partition with new entries -> one online write; record each partition's boundary."""

@@ -11,7 +11,9 @@ before, so reference cycles created by the loop are still reclaimed.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 
 
 def freeze_startup_heap() -> None:
@@ -21,4 +23,14 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-__all__ = ["freeze_startup_heap"]
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """The heap frozen for the ``with`` block only (a benchmark's timed run inside a process that goes on)."""
+    freeze_startup_heap()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+__all__ = ["freeze_startup_heap", "frozen_heap"]

@@ -21,6 +21,7 @@ def feast_key(join_key: str, value: str, project: str) -> bytes:
 
 @pytest.mark.parametrize(("join_key", "project"), [("symbol", "market_data"), ("ticker_id", "p"), ("ü", "")])
 def test_bulk_keys_equal_feast_serializer(join_key: str, project: str) -> None:
+    assert encoding._key_template(join_key, project, 3) is not None  # the fast path, not the fallback, is compared
     assert entity_keys(join_key, VALUES, project=project, version=3) == [
         feast_key(join_key, v, project) for v in VALUES
     ]

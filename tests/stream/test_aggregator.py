@@ -177,6 +177,32 @@ def test_output_frames_are_typed_as_the_datasets(events: list[dict[str, Any]]) -
     assert pd.isna(quote_only["last_price"]) and pd.isna(quote_only["vwap_1m"]) and quote_only["bid"] > 0
     agg.close_bars()
     agg.take_bars(NOW)
-    for _ in range(2):  # the second empty flush answers from the cached empty frame
+    for _ in range(3):  # later empty flushes answer from the cached empty frame, which a caller cannot change
         empty = agg.take_bars(NOW)
         assert empty.empty and list(empty.columns) == OHLCV_MINUTE.column_names
+        empty["changed_by_a_caller"] = 1
+
+
+def test_a_refill_correction_is_published_after_the_watermark(events: list[dict[str, Any]], market: Market) -> None:
+    """A refill that changes a symbol's day volume or open is stamped 1 ms after the stream's watermark when it was
+    applied, strictly after every row already written: never at an instant already published (where the online
+    compare-and-set would refuse it and offline it would rewrite the past). A refill that changes nothing moves no
+    time."""
+    agg = Aggregator()
+    feed(agg, events)
+    agg.close_bars()
+    rows_before = agg.take_rows(NOW).set_index("symbol")
+    watermark = agg.watermark_ms
+    truth = {s: market.minute_bars(s, STREAM_DAY, adjusted=False) for s in SYMBOLS}
+    windows = {next(iter(w.symbols or ())): w for w in agg.ready_windows()}
+    changed, unchanged = SYMBOLS
+    bars = truth[changed][truth[changed]["window_start_ms"] <= windows[changed].end_ms]
+    agg.apply_refill(windows[changed], changed, float(bars["volume"].sum()), float(bars["open"].iloc[0]))
+    same = agg.states[unchanged]
+    agg.apply_refill(windows[unchanged], unchanged, windows[unchanged].streamed_volume.get(unchanged, 0.0), None)
+    rows = agg.take_rows(NOW).set_index("symbol")
+    assert rows.loc[changed, "event_timestamp"] == pd.Timestamp(watermark + 1, unit="ms", tz="UTC")
+    assert rows.loc[changed, "event_timestamp"] > rows_before.loc[changed, "event_timestamp"]
+    assert rows.loc[changed, "day_volume"] != rows_before.loc[changed, "day_volume"]
+    assert rows.loc[unchanged, "event_timestamp"] == rows_before.loc[unchanged, "event_timestamp"]
+    assert same.day_volume == rows_before.loc[unchanged, "day_volume"]
