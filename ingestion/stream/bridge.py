@@ -87,7 +87,9 @@ class LatencyHistogram:
     def add(self, latencies_ms: np.ndarray) -> None:
         if len(latencies_ms):
             clipped = np.clip(latencies_ms, 0, self.max_ms).astype(np.int64)
-            self.counts += np.bincount(clipped, minlength=self.max_ms + 1)
+            # In place: a bincount over every bucket allocated and added 120,001 counters per call (76 us even for
+            # one sample), and the stream's reader and consumers add samples on every append and read.
+            np.add.at(self.counts, clipped, 1)
 
     @property
     def total(self) -> int:
