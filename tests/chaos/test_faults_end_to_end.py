@@ -315,7 +315,7 @@ BAR_COLUMNS = ["open", "high", "low", "close", "volume", "transactions"]
     [
         (
             Replay(day=STREAM_DAY, symbols=STREAM_SYMBOLS, start_minute=5, minutes=6, rate=4_000),
-            WsFaults(drop_every_messages=1500, duplicate_every=25, out_of_order_every=40),
+            WsFaults(drop_every_messages=900, duplicate_every=25, out_of_order_every=40),
         ),
         pytest.param(
             Replay(day=STREAM_DAY, symbols=STREAM_SYMBOLS, start_minute=5, minutes=30, rate=4_000),
