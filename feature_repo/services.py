@@ -25,7 +25,8 @@ intraday_model = FeatureService(
     name="intraday_model",
     features=[
         realtime_quotes,
-        ohlcv_minute,
+        # The minute bar's numbers; its `source` (which path stored the bar) stays readable as ohlcv_minute:source.
+        ohlcv_minute[["open", "high", "low", "close", "volume", "vwap", "transactions"]],
         # Daily context without `close`, which would collide with the minute bar's `close`.
         ohlcv_daily[["return_1d", "return_5d", "realized_vol_20d", "volume_zscore_20d", "gap_pct"]],
         options_flow_daily[["put_call_premium_ratio", "sweep_count", "alert_count"]],

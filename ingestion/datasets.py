@@ -19,7 +19,8 @@ Time conventions (all timestamps are ``timestamp[us, UTC]``):
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import pyarrow as pa
@@ -74,6 +75,11 @@ class Dataset:
     @property
     def features(self) -> tuple[Column, ...]:
         return tuple(c for c in self.columns if c.feature)
+
+    def defaults_for(self, present: Iterable[str]) -> dict[str, object]:
+        """The default of every column with one that ``present`` lacks (what a writer fills in)."""
+        have = set(present)
+        return {c.name: c.default for c in self.columns if c.default is not None and c.name not in have}
 
     @property
     def column_names(self) -> list[str]:
@@ -187,7 +193,9 @@ OHLCV_MINUTE = Dataset(
     description="One-minute OHLCV bars from Polygon aggregates. A minute with no trade has no bar.",
     event_time_rule="End of the bar's minute (window start + 60 s) plus the publication delay: trades reported "
     "within FINRA's 10 s still change the bar.",
-    columns=_meta(*_BAR_COLUMNS),
+    # `source` is a feature of the minute view (not of the daily one, which has one origin): the online store ranks
+    # a minute's origins by the value it writes (ingestion.store.online.origin), on every write path, Feast's too.
+    columns=_meta(*(replace(c, feature=True) if c.name == "source" else c for c in _BAR_COLUMNS)),
     key=(ENTITY_KEY, "window_start", "adjusted"),
     # Long enough to carry Friday's last bar into Monday's open; training rows further away get null.
     ttl=timedelta(days=4),

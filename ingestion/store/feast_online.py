@@ -139,11 +139,15 @@ _READ: contextvars.ContextVar[_ReadState | None] = contextvars.ContextVar("onlin
 def _cas_arguments(prepared: Prepared) -> tuple[list[Any], Any]:
     """The script header (ts field, field count, field names) and one object row per entity: seconds, nanos,
     Timestamp bytes, then the values and vector slices. A block of rows flattened with ``ravel().tolist()`` is a
-    call's per-key arguments, built at C speed instead of a Python loop per key."""
+    call's per-key arguments, built at C speed instead of a Python loop per key. Every write path comes here, so
+    this is where a view with an order of origins gets the rank into its event times
+    (:mod:`~ingestion.store.online.origin`)."""
     import numpy as np
 
     from ingestion.store.online.layout import segment_columns
+    from ingestion.store.online.origin import ranked
 
+    prepared = ranked(prepared)
     layout = prepared.layout
     fields = [*layout.fields, *(seg.field for seg in layout.segments)]
     columns = [*prepared.values, *segment_columns(layout, prepared.values, prepared.ts_bytes)]

@@ -146,7 +146,7 @@ def remove_stale_temp_files(data_dir: Path, dataset: Dataset | str) -> int:
 
 def to_table(dataset: Dataset, frame: pd.DataFrame) -> pa.Table:
     """The frame as an Arrow table in the dataset's exact schema (column order, ``timestamp[us, UTC]``)."""
-    defaults = {c.name: c.default for c in dataset.columns if c.default is not None and c.name not in frame.columns}
+    defaults = dataset.defaults_for(frame.columns)
     missing = [c for c in dataset.column_names if c not in frame.columns and c not in defaults]
     if missing:
         raise ValueError(f"{dataset.name} frame lacks columns {missing}")

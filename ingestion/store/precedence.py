@@ -40,6 +40,10 @@ newest write of a key is its highest origin, except when the stream writes its b
 minute (a late replay: the stream's appends do not look, since a lookup every offline interval over a month of
 uncompacted stream part files would cost more than the write) or a backfill ran with an earlier ``now`` (its write
 time). ``compact`` then drops the superseded row physically.
+
+Online, the store keeps a minute's highest origin materialized so far: ``source`` is a feature of the view, and
+the stored event time carries its rank below the microsecond, so a REST bar materialized after the streamed bar of
+the same minute replaces it and nothing lower replaces it back (:mod:`ingestion.store.online.origin`).
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ def test_feast_apply_write_and_read_on_cluster(cluster_settings: Settings) -> No
             **{c: [float(i + 1) for i in range(len(symbols))] for c in ("open", "high", "low", "close", "volume")},
             "vwap": [1.0] * len(symbols),
             "transactions": list(range(len(symbols))),
+            "source": "polygon",  # the bar's origin is a feature of the view: Feast's write asks for it
         }
     )
     store.write_to_online_store("ohlcv_minute", rows)

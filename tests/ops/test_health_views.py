@@ -23,7 +23,7 @@ TUESDAY_CLOSE = calendar.session_close("2024-03-19")
 
 def _online_row(ds: Dataset, symbols: list[str], at: pd.Timestamp) -> pd.DataFrame:
     """One row per symbol with every feature of ``ds`` filled, stamped ``at``."""
-    filler = {pa.float64(): 1.0, pa.int64(): 1, pa.bool_(): False}
+    filler = {pa.float64(): 1.0, pa.int64(): 1, pa.bool_(): False, pa.string(): "polygon"}
     row = {c.name: [filler[c.dtype]] * len(symbols) for c in ds.features}
     return pd.DataFrame({ENTITY_KEY: symbols, EVENT_TS: [at] * len(symbols), CREATED_TS: [at] * len(symbols), **row})
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 import redis
 from feast import FeatureStore
@@ -135,8 +136,11 @@ def _assert_online_is_training(
     training = ours.get_historical_features(entities, refs, full_feature_names=True).to_df()
     columns = [f"{view.name}__{c.name}" for c in view.features]
     assert online[columns].notna().any().any(), f"{view.name}: no value online at {instant}"  # not vacuous
-    # Online integers decode as int64, training keeps Int64: compare the values.
-    pd.testing.assert_frame_equal(online[columns].astype("Float64"), training[columns].astype("Float64"))
+    # Online integers decode as int64, training keeps Int64: compare the values (and text as text).
+    text = [f"{view.name}__{c.name}" for c in view.features if pa.types.is_string(c.dtype)]
+    numbers = [c for c in columns if c not in text]
+    pd.testing.assert_frame_equal(online[numbers].astype("Float64"), training[numbers].astype("Float64"))
+    pd.testing.assert_frame_equal(online[text].astype("string"), training[text].astype("string"))
 
 
 def test_spark_retrieval_and_materialization_match_ours(

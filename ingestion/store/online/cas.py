@@ -2,14 +2,18 @@
 
 :data:`SET_IF_NEWER` is the compare-and-set every write goes through (our writer, our materialization, and Feast's
 ``online_write_batch`` for ``push`` and ``feast materialize``). Per key it decodes the stored ``_ts:<view>``
-Timestamp and writes only when the new event time is strictly newer (Feast's dedup rule), and in the same HSET the
+Timestamp and writes only when the new event time is strictly newer (Feast's dedup rule; a minute bar's time
+carries its origin's rank below the microsecond, :mod:`~ingestion.store.online.origin`), and in the same HSET the
 view's slice of every precompute service's vector (:mod:`~ingestion.store.online.layout`), built from the very
 values it writes. A script runs atomically, so no reader ever sees values without their slices
 or a slice older than its values; and no race between the read and the write, which Feast's read-then-write has.
 
 :data:`SET_SLICES_IF_CURRENT` takes slices computed elsewhere (Feast's ``precompute_feature_service``) and writes one
 only when the view's stored event time is the one the slice was computed from: a slice can be refreshed, never
-rolled back.
+rolled back. A stored time that carries an origin rank (:mod:`~ingestion.store.online.origin`) is matched only to
+the microsecond by a slice that went through Feast's float read, so it could not tell the streamed bar of a minute
+from the REST bar that replaced it: such a view gets a slice from there only where it has none yet (its values'
+own write put the current one).
 """
 
 from __future__ import annotations
@@ -73,7 +77,8 @@ return written
 )
 
 # KEYS[1]: the entity hash. ARGV: quadruples (ts field, Timestamp the slice was computed from, slice field, slice).
-# Times may have passed through a float (Feast's online_read): equal within 2 microseconds counts as the same.
+# Times may have passed through a float (Feast's online_read): equal within 2 microseconds counts as the same. A
+# stored time with sub-microsecond nanos carries an origin rank the float lost: only a missing slice is filled.
 SET_SLICES_IF_CURRENT = (
     _LUA_PROTO
     + """
@@ -84,7 +89,7 @@ for at = 1, #ARGV, 4 do
     local osecs, onanos = decode(old)
     local secs, nanos = decode(ARGV[at + 1])
     local diff = (osecs - secs) * 1000000000 + (onanos - nanos)
-    if diff > -2000 and diff < 2000 then
+    if diff > -2000 and diff < 2000 and (onanos % 1000 == 0 or redis.call('HEXISTS', KEYS[1], ARGV[at + 2]) == 0) then
       redis.call('HSET', KEYS[1], ARGV[at + 2], ARGV[at + 3])
       written = written + 1
     end

@@ -129,13 +129,16 @@ def timestamp_fields(event_us: np.ndarray) -> tuple[list[int], list[int], list[b
     """
     secs_arr = event_us // 1_000_000
     nanos_arr = (event_us % 1_000_000) * 1000
-    secs, nanos = secs_arr.tolist(), nanos_arr.tolist()
-    encoded = [
+    return secs_arr.tolist(), nanos_arr.tolist(), timestamp_bytes(secs_arr, nanos_arr)
+
+
+def timestamp_bytes(secs: np.ndarray, nanos: np.ndarray) -> list[bytes]:
+    """Serialized ``google.protobuf.Timestamp`` messages of (seconds, nanos) arrays."""
+    return [
         # Proto3 omits zero-valued fields, as Timestamp.SerializeToString does.
         (b"\x08" + a if s else b"") + (b"\x10" + b if n else b"")
-        for s, n, a, b in zip(secs, nanos, varints(secs_arr), varints(nanos_arr), strict=True)
+        for s, n, a, b in zip(secs.tolist(), nanos.tolist(), varints(secs), varints(nanos), strict=True)
     ]
-    return secs, nanos, encoded
 
 
 def entity_key(join_key: str, value: str, *, project: str, version: int) -> bytes:

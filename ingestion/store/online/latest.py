@@ -21,17 +21,21 @@ if TYPE_CHECKING:
     from ingestion.store.objectstore import Root
 
 
-def latest_per_entity(frame: pd.DataFrame, join_key: str) -> pd.DataFrame:
-    """One row per entity: the newest ``event_timestamp``, then ``created_timestamp``, then the last given.
+def latest_per_entity(frame: pd.DataFrame, join_key: str, dataset: str | None = None) -> pd.DataFrame:
+    """One row per entity: the newest ``event_timestamp``, then the origin precedence of ``dataset`` (if it has
+    one), then ``created_timestamp``, then the last given.
 
     NumPy lexsort on integer times: pandas' sort of tz-aware columns iterates Python objects and costs more than
     the whole Redis write.
     """
+    from ingestion.store.precedence import ranks
+
     if len(frame) == 0:
         return frame
     created = epoch_us(frame[CREATED_TS]) if CREATED_TS in frame.columns else np.zeros(len(frame), np.int64)
+    rank = ranks(dataset, frame) if dataset is not None else None
     codes = pd.factorize(frame[join_key])[0]
-    order = np.lexsort((np.arange(len(frame)), created, epoch_us(frame[EVENT_TS])))
+    order = np.lexsort((np.arange(len(frame)), created, *(() if rank is None else (rank,)), epoch_us(frame[EVENT_TS])))
     # Walk the sorted order backwards: the first time an entity shows up there is its latest row.
     backwards = order[::-1]
     _, first = np.unique(codes[backwards], return_index=True)

@@ -7,9 +7,10 @@ each ``push``, and sends one ``Value`` message at a time. Here a view's layout i
 column are encoded at once (:mod:`~ingestion.store.online.encoding`), and a frame goes out in one pipeline.
 
 **Dedup, like Feast, without its two round trips.** Only the latest row per entity in the frame is kept
-(:func:`~ingestion.store.online.latest.latest_per_entity`); the store's script then writes an entity only when its
-event time is strictly newer than the stored one, and writes the view's slices of pre-computed vectors in the same
-atomic step.
+(:func:`~ingestion.store.online.latest.latest_per_entity`: for minute bars the highest origin of the newest
+minute); the store's script then writes an entity only when its event time is strictly newer than the stored one
+(a minute bar's carries its origin's rank, :mod:`~ingestion.store.online.origin`), and writes the view's slices of
+pre-computed vectors in the same atomic step.
 
 **Materialization intervals.** Feast's ``feast_feature_freshness_seconds`` and ``materialize-incremental`` read the
 intervals recorded in the registry. A write records ``[oldest, newest]`` event time written for its view, at most
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ingestion.datasets import EVENT_TS
+from ingestion.datasets import DATASETS, EVENT_TS
 from ingestion.store.online.encoding import encode_values, epoch_us, timestamp_fields
 from ingestion.store.online.latest import latest_per_entity
 from ingestion.store.online.layout import Prepared, ViewLayout
@@ -114,10 +115,14 @@ class OnlineWriter:
 
     def _latest(self, view: str, frame: pd.DataFrame) -> tuple[ViewLayout, pd.DataFrame]:
         layout = self.layout(view)
+        if view in DATASETS:  # a column with a default (a minute bar's `source`) is filled in as offline
+            defaults = {c: v for c, v in DATASETS[view].defaults_for(frame.columns).items() if c in layout.features}
+            if defaults:
+                frame = frame.assign(**defaults)
         missing = [c for c in (layout.join_key, EVENT_TS, *layout.features) if c not in frame.columns]
         if missing:
             raise ValueError(f"frame for view {view} lacks columns {missing}")
-        return layout, latest_per_entity(frame, layout.join_key)
+        return layout, latest_per_entity(frame, layout.join_key, view)
 
     def _encode(self, layout: ViewLayout, latest: pd.DataFrame) -> Prepared:
         secs, nanos, ts_bytes = timestamp_fields(epoch_us(latest[EVENT_TS]))
