@@ -332,6 +332,20 @@ class EnvRedisOnlineStore(RedisOnlineStore):
         if progress:
             progress(len(data))
 
+    async def online_write_batch_async(
+        self,
+        config: RepoConfig,
+        table: FeatureView,
+        data: list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]],
+        progress: Callable[[int], Any] | None,
+    ) -> None:
+        """Feast's async write path (``push_async``, ``write_to_online_store_async``, and so the feature server's
+        ``/push``) through the same compare-and-set, in a worker thread. The one inherited from Feast's Redis store
+        writes the hash directly: no vector slices, no origin rank, and its own read-then-write compare."""
+        import asyncio
+
+        await asyncio.to_thread(self.online_write_batch, config, table, data, progress)
+
     def write_precomputed_vector(
         self,
         config: RepoConfig,

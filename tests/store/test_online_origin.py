@@ -9,6 +9,7 @@ applied repo with a real redis-server (:mod:`ingestion.store.online.origin`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pandas as pd
@@ -103,11 +104,14 @@ def test_the_rest_bar_replaces_the_streamed_bar_of_the_same_minute(
     offline.append(OHLCV_MINUTE, _bars(REST, "2024-03-05 02:00:00"), use_watermark=False)
     materialize()
     assert _served(store) == _only(REST)
-    # The service's pre-computed vector follows its view.
-    vector = store.get_online_features(
+    # The service's pre-computed vector follows its view, and its response's event times are the minute's, to the
+    # nanosecond (the fast service read hands Feast stored times: never with the rank in them).
+    response = store.get_online_features(
         features=store.get_feature_service("intraday_model"), entity_rows=[{ENTITY_KEY: s} for s in SYMBOLS]
-    ).to_dict()
-    assert vector["volume"] == [VOLUME[REST]] * len(SYMBOLS)
+    )
+    assert response.to_dict()["volume"] == [VOLUME[REST]] * len(SYMBOLS)
+    volume = response.proto.results[list(response.proto.metadata.feature_names.val).index("volume")]
+    assert [(t.seconds, t.nanos) for t in volume.event_timestamps] == [(int(MINUTE_END.timestamp()), 0)] * 2
 
     # A rerun writes nothing, and a lower origin of the minute never replaces it, on either write path.
     assert materialize_latest(store, OHLCV_MINUTE, repo.data_dir).written == 0
@@ -169,3 +173,21 @@ def test_feast_precompute_never_puts_a_replaced_origin_back(repo: Settings, redi
     online.write_precomputed_vector(store.config, "intraday_model", store.project, entity, fresh)
     assert online.flush_precomputed() == 1
     assert redis_client.hget(key, field) == current
+
+
+def test_feast_async_writes_go_through_the_same_compare_and_set(repo: Settings, redis_client: redis.Redis) -> None:
+    """``write_to_online_store_async`` (and ``push_async``, which the feature server's ``/push`` takes): a lower
+    origin of the minute is refused, and a later minute's write keeps the service's vector slice current."""
+    assert repo.redis_url
+    store = open_store(repo, repo.redis_url)
+    OnlineWriter(store, record_every_s=None).write(OHLCV_MINUTE.name, _bars(REST, "2024-03-05"))
+    asyncio.run(store.write_to_online_store_async(OHLCV_MINUTE.name, _bars(STREAM, "2024-03-06")))
+    assert _served(store) == _only(REST)
+    later = _bars(STREAM, "2024-03-06").assign(**{EVENT_TS: MINUTE_END + pd.Timedelta(minutes=1)})
+    asyncio.run(store.write_to_online_store_async(OHLCV_MINUTE.name, later))
+    assert _served(store) == _only(STREAM)
+    key = EnvRedisOnlineStore.entity_key(store.config, ENTITY_KEY, SYMBOLS[0])
+    slice_ = redis_client.hget(key, segment_field("intraday_model", OHLCV_MINUTE.name))
+    names = [f"ohlcv_minute__{f}" for f in ("open", "high", "low", "close", "volume", "vwap", "transactions")]
+    vector = PrecomputedFeatureVector.FromString(names_header(names) + slice_)
+    assert vector.values[names.index("ohlcv_minute__volume")].double_val == VOLUME[STREAM]

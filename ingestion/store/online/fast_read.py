@@ -34,6 +34,7 @@ from feast.online_response import OnlineResponse
 
 from ingestion.store.online.encoding import varint
 from ingestion.store.online.layout import delimited as _delimited
+from ingestion.store.online.origin import unranked
 
 if TYPE_CHECKING:
     from feast.protos.feast.serving.ServingService_pb2 import GetOnlineFeaturesResponse
@@ -262,7 +263,11 @@ def _proto(state: _Read) -> GetOnlineFeaturesResponse:
     # The entity column: its values, PRESENT, and empty event times (as Feast's own response has them).
     entity = b"".join(_delimited(_T1, _entity_value(v)) for v in state.entity_values)
     parts.append(_delimited(_T2, entity + _delimited(_T2, bytes([PRESENT]) * n) + _EMPTY_TS * n))
-    view_stamps = [b"".join(_delimited(_T3, s) if s else _EMPTY_TS for s in stamps) for stamps in state.stamps]
+    # Stored times of minute bars carry their origin's rank below the microsecond: never handed to a reader.
+    seen: dict[bytes, bytes] = {}
+    view_stamps = [
+        b"".join(_delimited(_T3, unranked(s, seen)) if s else _EMPTY_TS for s in stamps) for stamps in state.stamps
+    ]
     view_statuses = [_delimited(_T2, s) if n else b"" for s in state.statuses]
     for column, view in zip(state.columns, state.plan.view_of_feature, strict=True):
         parts.append(_delimited(_T2, _values_field(column) + view_statuses[view] + view_stamps[view]))

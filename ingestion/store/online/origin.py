@@ -13,8 +13,9 @@ in its sub-microsecond nanoseconds. Why there and not in a field of its own:
   lower origin is not (a rerun writes nothing), and a later instant wins whatever its origin. No script change,
   and no second field to keep in step with the first under concurrent writers.
 * No reader sees it: Feast's online read converts the Timestamp through a float and rounds to the microsecond, the
-  vector TTL checks (Feast's and ours) compare microseconds or float seconds, and freshness reports seconds. The
-  event time a user reads is the one offline, to the microsecond.
+  vector TTL checks (Feast's and ours) compare microseconds or float seconds, freshness reports seconds, and the
+  fast service read, which hands stored times to Feast's response, truncates them (:func:`unranked`). The event
+  time a user reads is the one offline, to the microsecond.
 * The rank is computed from the value being written (the view's ``source`` feature), in the store's one write path
   (:meth:`~ingestion.store.feast_online.EnvRedisOnlineStore.write_chunks`): our writer and ``materialize``, Feast's
   ``online_write_batch`` (``feast materialize``, ``spark.engine``) store the same bytes.
@@ -66,4 +67,21 @@ def ranked(prepared: Prepared) -> Prepared:
     return replace(prepared, nanos=nanos.tolist(), ts_bytes=timestamp_bytes(secs, nanos))
 
 
-__all__ = ["ranked"]
+def unranked(stamp: bytes, cache: dict[bytes, bytes]) -> bytes:
+    """A stored event Timestamp without its rank: truncated to the microsecond, as Feast's own read returns it.
+    For a reader that hands the stored bytes on (the fast service read's response); ``cache`` is the caller's,
+    since many entities share an event time."""
+    out = cache.get(stamp)
+    if out is None:
+        from google.protobuf.timestamp_pb2 import Timestamp
+
+        ts = Timestamp.FromString(stamp)
+        out = stamp
+        if ts.nanos % 1000:
+            ts.nanos -= ts.nanos % 1000
+            out = ts.SerializeToString()
+        cache[stamp] = out
+    return out
+
+
+__all__ = ["ranked", "unranked"]
