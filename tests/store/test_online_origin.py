@@ -191,3 +191,29 @@ def test_feast_async_writes_go_through_the_same_compare_and_set(repo: Settings, 
     names = [f"ohlcv_minute__{f}" for f in ("open", "high", "low", "close", "volume", "vwap", "transactions")]
     vector = PrecomputedFeatureVector.FromString(names_header(names) + slice_)
     assert vector.values[names.index("ohlcv_minute__volume")].double_val == VOLUME[STREAM]
+
+
+@pytest.mark.parametrize("offset_us", [-1, 0, 1])
+def test_a_ranked_minute_expires_at_its_ttl_to_the_microsecond(
+    offset_us: int, repo: Settings, redis_client: redis.Redis
+) -> None:
+    """The rank below the microsecond never moves the ttl boundary: read 1 us before, exactly at and 1 us after
+    event time + ttl, the per-view read, the service read and the offline join agree (kept, kept, null)."""
+    assert repo.redis_url and OHLCV_MINUTE.ttl is not None
+    store = open_store(repo, repo.redis_url)
+    OfflineWriter(repo.data_dir, fsync=False).append(OHLCV_MINUTE, _bars(REST, "2024-03-05"), use_watermark=False)
+    assert materialize_latest(store, OHLCV_MINUTE, repo.data_dir).written == len(SYMBOLS)
+    key = EnvRedisOnlineStore.entity_key(store.config, ENTITY_KEY, SYMBOLS[0])
+    assert Timestamp.FromString(redis_client.hget(key, b"_ts:ohlcv_minute")).nanos == MINUTE_BARS.rank(REST)
+
+    read_at = MINUTE_END + OHLCV_MINUTE.ttl + pd.Timedelta(microseconds=offset_us)
+    store.config.online_store.read_at = read_at.to_pydatetime()
+    rows = [{ENTITY_KEY: s} for s in SYMBOLS]
+    expected = [None if offset_us > 0 else VOLUME[REST]] * len(SYMBOLS)
+    by_refs = store.get_online_features(["ohlcv_minute:volume"], rows).to_dict()["volume"]
+    service = store.get_feature_service("intraday_model")
+    by_service = store.get_online_features(features=service, entity_rows=rows).to_dict()["volume"]
+    entities = pd.DataFrame({ENTITY_KEY: SYMBOLS, EVENT_TS: [read_at] * len(SYMBOLS)})
+    offline = store.get_historical_features(entity_df=entities, features=["ohlcv_minute:volume"]).to_df()
+    by_join = [None if pd.isna(v) else float(v) for v in offline.set_index(ENTITY_KEY).loc[SYMBOLS, "volume"]]
+    assert by_refs == by_service == by_join == expected

@@ -16,9 +16,10 @@ in its sub-microsecond nanoseconds. Why there and not in a field of its own:
   vector TTL checks (Feast's and ours) compare microseconds or float seconds, freshness reports seconds, and the
   fast service read, which hands stored times to Feast's response, truncates them (:func:`unranked`). The event
   time a user reads is the one offline, to the microsecond.
-* The rank is computed from the value being written (the view's ``source`` feature), in the store's one write path
-  (:meth:`~ingestion.store.feast_online.EnvRedisOnlineStore.write_chunks`): our writer and ``materialize``, Feast's
-  ``online_write_batch`` (``feast materialize``, ``spark.engine``) store the same bytes.
+* The rank is computed from the value being written (the view's ``source`` feature), where every write builds its
+  script arguments (``_cas_arguments`` in :mod:`ingestion.store.feast_online`): our writer and ``materialize``,
+  Feast's ``online_write_batch`` and its async twin (``feast materialize``, ``spark.engine``, ``push``) store the
+  same bytes.
 
 Only event times on a whole microsecond are ranked, as every write path produces them (Feast's ``FromDatetime``,
 our microsecond encoder); a time with nanoseconds of its own is stored as given.
